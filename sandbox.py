@@ -1,0 +1,1155 @@
+"""Running untrusted, model-written programs: isolation, limits, tests, verdicts, pass@k scoring.
+
+Process tree (every arrow is a fork; the only interpreter ever started is the worker itself):
+
+    caller (Pool) --pipes--> worker W, one per core: a fresh `python -I` with a scrubbed environment
+                             (so no API keys), in its own network namespace (no interface is up, so
+                             even 127.0.0.1 is unreachable) and its own mount namespace, where /tmp
+                             and /var/tmp are root-only tmpfs and /dev/shm a private tmpfs wiped after
+                             every run; common modules are imported once: it is the fork server.
+      W --fork--> runner T, one per *unit* (one stdin/stdout test, or all call/assert tests of a
+                  program): PID 1 of a fresh PID namespace, so when it exits or W kills it the kernel
+                  kills everything it started (setsid'd, double-forked, fork bombs) and W's wait
+                  returns only after all of them are gone: a verdict is final only then. T gets a new
+                  session, a fresh working dir (removed afterwards), fds 0/1/2 (stdin memfd, stdout
+                  and stderr pipes capped at 1 MiB, read with poll so nothing deadlocks), fd 3
+                  (result records), fd 4 (nonces); rlimits (AS, CPU, FSIZE, NOFILE, NPROC, CORE)
+                  clamped to the hard limits; then drops root to a per-worker uid, so RLIMIT_NPROC
+                  is enforced and nothing outside the working dir is writable. (An interpreter under
+                  a directory others cannot enter, e.g. pyenv in a 0700 /root, is bind-mounted into
+                  view under a tmpfs that hides the rest of that directory.)
+Where a namespace cannot be made, W falls back to being a child subreaper that kills every
+descendant it finds, and the caller prints one warning naming the missing layer.
+
+Isolation between tests: each stdin/stdout test is its own unit (the program runs from the top on
+each input). Call and assert tests of one program share one runner: the module runs once, then the
+tests run in order, each with its own wall-clock timeout (as in APPS and HumanEval, module state is
+shared between them). After a timeout the remaining tests of that program are "skipped".
+
+Tamper-proofing: the parent decides; expected values never enter a worker.
+- stdin/stdout: stdout is compared in the parent (rules in `outputs_match`).
+- call tests: the runner serialises the return value with builtins it captured before the program
+  ran, accepting only plain values (None, bool, int, float, complex, str, bytes, list, tuple, dict,
+  set, frozenset, and subclasses that keep the base `__eq__`); anything else fails, so an object whose
+  `__eq__` always returns True cannot pass. Values are compared in the parent.
+- assert tests: `assert E == L`, `L == E`, `E is True/False/None`, `E`, `not E`, `math.isclose(E, L)`,
+  `abs(E - L) < t`, and `set/sorted/list/tuple/frozenset/len(E) == L`, with or without a message, in
+  MBPP test lists or a HumanEval `check(candidate)` body, become "evaluate E in the runner, compare
+  with the literal L in the parent". E may not contain comparisons or boolean operators (those
+  would let program objects decide). Other asserts run in the runner; after each such test the
+  harness reads a fresh nonce, which the worker writes into a private pipe only after the
+  runner was forked, and sends it back; the worker checks it. An early exit (os._exit,
+  sys.exit, SystemExit from atexit, a killed harness) never produces the nonce. Limits, stated
+  plainly: code written against this harness's private fds could read the nonce pipe itself; that
+  is why every convertible assert is decided in the parent.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import ctypes
+import functools
+import gc
+import json
+import math
+import os
+import queue
+import re
+import resource
+import select
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+STATUSES = ("passed", "wrong_answer", "runtime_error", "syntax_error", "timeout", "memory_limit",
+            "output_limit", "harness_error")
+OUTPUT_CAP = 1 << 20            # bytes of stdout, and of stderr, kept per run
+MESSAGE_LEN = 300               # characters of a verdict's message
+FLOAT_TOLERANCE = 1e-6          # absolute or relative, for expected tokens that are floats
+
+
+@dataclass
+class Verdict:
+    passed: bool
+    status: str                 # one of STATUSES
+    tests: list[str] = field(default_factory=list)   # per-test statuses (STATUSES or "skipped")
+    message: str = ""           # the first failure, truncated
+    time: float = 0.0           # seconds the program's runs took
+
+
+class SandboxError(Exception):
+    """Expected bad-input errors of the CLI (unknown task ids, malformed samples)."""
+
+# ----------------------------------------------------------------------------- comparison rules (parent)
+
+
+_FLOAT_TOKEN = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+(\.\d*)?[eE][+-]?\d+)")
+
+
+def _lines(text: str) -> list[str]:
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").split("\n")]
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
+def _tokens_match(expected: str, actual: str) -> bool:
+    exp, act = expected.split(), actual.split()
+    if len(exp) != len(act):
+        return False
+    for e, a in zip(exp, act):
+        if e == a:
+            continue
+        if not _FLOAT_TOKEN.fullmatch(e):
+            return False
+        try:
+            ev, av = float(e), float(a)
+        except ValueError:
+            return False
+        if not abs(ev - av) <= FLOAT_TOLERANCE * max(1.0, abs(ev)):
+            return False
+    return True
+
+
+def outputs_match(expected: str, actual: str) -> bool:
+    """Strict stdout comparison: lines compared in order after stripping trailing whitespace and
+    dropping trailing empty lines. Only a line whose expected text holds a float token (one with a
+    '.' or an exponent) is compared token by token instead: the same number of whitespace-separated
+    tokens, float tokens within 1e-6 absolute or relative, all other tokens exact. No
+    order-insensitive matching."""
+    exp, act = _lines(expected), _lines(actual)
+    return len(exp) == len(act) and all(
+        e == a or (any(_FLOAT_TOKEN.fullmatch(t) for t in e.split()) and _tokens_match(e, a))
+        for e, a in zip(exp, act))
+
+# ----------------------------------------------------------------------------- assert conversion (parent)
+
+
+_PARENT_WRAPPERS = {"set": set, "frozenset": frozenset, "sorted": sorted, "list": list, "tuple": tuple,
+                    "len": len, "dict": dict, "float": float, "int": int, "str": str}
+_UNSAFE_IN_CHILD = (ast.Compare, ast.BoolOp, ast.IfExp, ast.Lambda, ast.NamedExpr, ast.Await,
+                    ast.Yield, ast.YieldFrom, ast.comprehension)
+
+
+def _literal(node: ast.expr) -> tuple[bool, Any]:
+    """(True, value) when node is a literal, or a safe wrapper of one such as set((1, 2))."""
+    try:
+        return True, ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        pass
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _PARENT_WRAPPERS
+            and len(node.args) <= 1 and not node.keywords):
+        ok, value = _literal(node.args[0]) if node.args else (True, ())
+        if ok:
+            try:
+                return True, _PARENT_WRAPPERS[node.func.id](*([value] if node.args else []))
+            except Exception:
+                return False, None
+    return False, None
+
+
+def _child_safe(node: ast.expr) -> bool:
+    return not any(isinstance(n, _UNSAFE_IN_CHILD) or (isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.Not))
+                   for n in ast.walk(node))
+
+
+def _actual(node: ast.expr) -> tuple[str | None, str] | None:
+    """Split `wrapper(E)` into ("wrapper", source of E); E must be safe to evaluate in the runner."""
+    wrap = None
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _PARENT_WRAPPERS
+            and len(node.args) == 1 and not node.keywords):
+        wrap, node = node.func.id, node.args[0]
+    if _literal(node)[0] or not _child_safe(node):
+        return None
+    return wrap, ast.unparse(node)
+
+
+def _convert_one(test: ast.expr) -> tuple[str | None, tuple] | None:
+    """One assert condition -> (expression the runner evaluates, parent-side check) or None."""
+    ok, value = _literal(test)
+    if ok:
+        return None, ("const", bool(value))
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        split = _actual(test.operand)
+        return (split[1], ("falsy", split[0])) if split else None
+    if isinstance(test, ast.Call) and len(test.args) == 2 and (
+            (isinstance(test.func, ast.Attribute) and test.func.attr == "isclose"
+             and isinstance(test.func.value, ast.Name) and test.func.value.id == "math")
+            or (isinstance(test.func, ast.Name) and test.func.id == "isclose")):
+        kwargs = {}
+        for kw in test.keywords:
+            ok, kv = _literal(kw.value)
+            if not ok or kw.arg not in ("rel_tol", "abs_tol"):
+                return None
+            kwargs[kw.arg] = kv
+        for a, b in ((test.args[0], test.args[1]), (test.args[1], test.args[0])):
+            ok, expected = _literal(b)
+            split = _actual(a) if ok else None
+            if split and split[0] is None:
+                return split[1], ("isclose", expected, kwargs)
+        return None
+    if isinstance(test, ast.Compare) and len(test.ops) == 1:
+        left, op, right = test.left, test.ops[0], test.comparators[0]
+        if isinstance(op, ast.Eq):
+            for a, b in ((left, right), (right, left)):
+                ok, expected = _literal(b)
+                split = _actual(a) if ok else None
+                if split:
+                    return split[1], ("eq", split[0], expected)
+            return None
+        if isinstance(op, ast.Is) and isinstance(right, ast.Constant) and right.value in (True, False, None):
+            split = _actual(left)
+            return (split[1], ("is", split[0], right.value)) if split else None
+        if isinstance(op, (ast.Lt, ast.LtE)) and isinstance(left, ast.Call) and isinstance(left.func, ast.Name) \
+                and left.func.id == "abs" and len(left.args) == 1 and isinstance(left.args[0], ast.BinOp) \
+                and isinstance(left.args[0].op, ast.Sub):
+            ok_tol, tol = _literal(right)
+            diff = left.args[0]
+            for a, b in ((diff.left, diff.right), (diff.right, diff.left)):
+                ok, expected = _literal(b)
+                split = _actual(a) if ok and ok_tol else None
+                if split and split[0] is None:
+                    return split[1], ("absdiff", expected, tol, isinstance(op, ast.Lt))
+        return None
+    split = _actual(test)
+    return (split[1], ("truthy", split[0])) if split else None
+
+
+@functools.lru_cache(maxsize=4096)
+def convert_asserts(source: str) -> tuple[list[str], list[tuple[str | None, dict, tuple]]] | None:
+    """Assert-test source -> (import statements to run first, [(expr, names to bind, check)]), or
+    None when any statement cannot be decided in the parent. Handles plain assert lists (MBPP) and
+    HumanEval's `def check(candidate): ...` followed by `check(entry_point)`."""
+    try:
+        module = ast.parse(source)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return None
+    imports, checks, body, bind = [], [], [], {}
+    stmts = list(module.body)
+    if stmts and isinstance(stmts[-1], ast.Expr) and isinstance(stmts[-1].value, ast.Call):
+        call = stmts[-1].value
+        defs = [s for s in stmts if isinstance(s, ast.FunctionDef) and isinstance(call.func, ast.Name)
+                and s.name == call.func.id]
+        if len(defs) != 1 or len(call.args) != 1 or not isinstance(call.args[0], ast.Name) or call.keywords:
+            return None
+        check_def = defs[0]
+        if len(check_def.args.args) != 1 or check_def.decorator_list:
+            return None
+        bind = {check_def.args.args[0].arg: call.args[0].id}
+        for s in stmts[:-1]:
+            if s is check_def or isinstance(s, (ast.Import, ast.ImportFrom)):
+                imports += [ast.unparse(s)] if s is not check_def else []
+            elif not (isinstance(s, (ast.Assign, ast.Expr)) and _literal(s.value)[0]):
+                return None
+        body = check_def.body
+    else:
+        body = stmts
+    for s in body:
+        if isinstance(s, (ast.Import, ast.ImportFrom)):
+            imports.append(ast.unparse(s))
+        elif isinstance(s, ast.Expr) and _literal(s.value)[0] or isinstance(s, ast.Pass):
+            continue
+        elif isinstance(s, ast.Assert):
+            converted = _convert_one(s.test)
+            if converted is None:
+                return None
+            checks.append((converted[0], bind, converted[1]))
+        else:
+            return None
+    return (imports, checks) if checks else None
+
+
+def _decode(v: Any) -> Any:
+    """Rebuild a value the runner serialised (tags: l list, t tuple, s set, f frozenset, d dict,
+    b bytes, c complex, i big int)."""
+    if not isinstance(v, dict):
+        return v
+    (tag, x), = v.items()
+    if tag == "l":
+        return [_decode(e) for e in x]
+    if tag == "t":
+        return tuple(_decode(e) for e in x)
+    if tag == "s":
+        return {_decode(e) for e in x}
+    if tag == "f":
+        return frozenset(_decode(e) for e in x)
+    if tag == "d":
+        return {_decode(k): _decode(e) for k, e in x}
+    if tag == "b":
+        return x.encode("latin-1")
+    if tag == "c":
+        return complex(*x)
+    return int(x, 16)
+
+
+def _check(check: tuple, actual: Any) -> bool:
+    kind = check[0]
+    if kind == "const":
+        return check[1]
+    if kind in ("eq", "is", "truthy", "falsy") and check[1] is not None:
+        actual = _PARENT_WRAPPERS[check[1]](actual)
+    if kind == "eq":
+        return actual == check[2]
+    if kind == "is":
+        return actual is check[2]
+    if kind == "truthy":
+        return bool(actual)
+    if kind == "falsy":
+        return not actual
+    if kind == "isclose":
+        return isinstance(actual, (int, float)) and math.isclose(actual, check[1], **check[2])
+    expected, tol, strict = check[1:]
+    if not isinstance(actual, (int, float, complex)):
+        return False
+    return abs(actual - expected) < tol if strict else abs(actual - expected) <= tol
+
+
+def _jsonish(v: Any) -> Any:
+    """What a return value looks like after a JSON round trip (APPS expectations are JSON)."""
+    if isinstance(v, (list, tuple)):
+        return [_jsonish(e) for e in v]
+    if isinstance(v, dict):
+        return {k if isinstance(k, str) else json.dumps(k): _jsonish(e) for k, e in v.items()}
+    return v
+
+
+def _call_matches(expected: Any, actual: Any) -> bool:
+    """Call-test rule: equal after a JSON round trip of the return value (tuples become lists, dict
+    keys strings), since expectations are JSON. APPS's one-element-list wrappers are data.py's job."""
+    return _jsonish(actual) == expected
+
+# ----------------------------------------------------------------------------- the runner T (inside the sandbox)
+
+# LeetCode-style starter code annotates with List[int] etc. without imports; APPS's harness provides these.
+_CALL_PRELUDE = ("from typing import *\nimport sys, math, heapq, bisect, itertools, functools, collections, string, re\n"
+                 "from collections import Counter, OrderedDict, deque, defaultdict\nfrom functools import lru_cache, reduce\n"
+                 "from itertools import accumulate, product, permutations, combinations\nfrom heapq import *\n"
+                 "from math import sqrt, ceil, floor, gcd, log, log2, inf\n")
+
+
+def _make_serialiser():
+    """Serialiser built from builtins captured now, before any program code runs."""
+    import collections
+    _type, _isinstance, _issubclass, _len, _hex = type, isinstance, issubclass, len, hex
+    _cls_attr = type.__getattribute__
+    dict_like = (collections.Counter, collections.OrderedDict, collections.defaultdict)
+    bases = ((bool, None), (int, "i"), (float, None), (str, None), (bytes, "b"), (complex, "c"),
+             (list, "l"), (tuple, "t"), (set, "s"), (frozenset, "f"), (dict, "d"))
+    subclassable = {int: int.__int__, float: float.__float__, str: str.__str__}
+    iterators = {list: list.__iter__, tuple: tuple.__iter__, set: set.__iter__, frozenset: frozenset.__iter__}
+    _dict_items, _list = dict.items, list
+
+    def base_of(x):
+        cls = _type(x)
+        if x is None:
+            return None
+        for base, _ in bases:
+            if cls is base:
+                return base
+        if cls in dict_like:
+            return dict
+        for base, _ in bases[1:]:
+            if base is not bool and _issubclass(cls, base) and _cls_attr(cls, "__eq__") is base.__eq__:
+                return base
+        raise TypeError(f"unsupported type {_cls_attr(cls, '__name__')}")
+
+    def encode(x, depth=0):
+        if depth > 100:
+            raise TypeError("value nested too deeply")
+        base = base_of(x)
+        if base is None or base is bool:
+            return x
+        if base in subclassable:
+            x = subclassable[base](x)
+            if base is int and not -(1 << 53) < x < (1 << 53):
+                return {"i": _hex(x)}
+            return x
+        if base is bytes:
+            return {"b": x.decode("latin-1")} if _type(x) is bytes else _raise("bytes subclass")
+        if base is complex:
+            return {"c": [complex.real.__get__(x), complex.imag.__get__(x)]}
+        if base is dict:
+            return {"d": [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in _list(_dict_items(x))]}
+        tag = {list: "l", tuple: "t", set: "s", frozenset: "f"}[base]
+        return {tag: [encode(e, depth + 1) for e in _list(iterators[base](x))]}
+
+    def _raise(what):
+        raise TypeError(f"unsupported type {what}")
+    return encode
+
+
+def _compile_program(code: str, allow_top_level_return: bool):
+    """Compile; APPS's harness runs stdin programs inside a function, so ground-truth solutions may
+    `return` at top level: only when that is the one error, run the body as a function instead."""
+    try:
+        return compile(code, "<program>", "exec")
+    except SyntaxError as e:
+        if not allow_top_level_return or e.msg != "'return' outside function":
+            raise
+    tree = ast.parse(code)
+    star_imports = [s for s in tree.body if isinstance(s, ast.ImportFrom) and s.names[0].name == "*"]
+    wrapper = ast.parse("def _program_():\n    pass\n_program_()\n")
+    wrapper.body[0].body = [s for s in tree.body if s not in star_imports] or [ast.Pass()]
+    wrapper.body[:0] = star_imports
+    return compile(ast.fix_missing_locations(wrapper), "<program>", "exec")
+
+
+def _runner(spec: dict) -> None:
+    """Body of T after isolation: run the program on stdin (stdio) or run the call/assert steps."""
+    import builtins
+    _write, _read, _dumps, _exit = os.write, os.read, json.dumps, os._exit
+    _BaseException, _SystemExit, _type = BaseException, SystemExit, type
+    encode = _make_serialiser()
+    stdout = sys.stdout
+    pristine_builtins, restore = dict(builtins.__dict__), builtins.__dict__.update   # undone after program code
+
+    def record(obj):
+        data = (_dumps(obj) + "\n").encode()
+        while data:
+            data = data[_write(3, data):]
+
+    def describe(e):
+        return [_type(e).__name__, str(e)[:MESSAGE_LEN]]
+
+    try:
+        program = _compile_program(spec["code"], spec["mode"] == "stdio")
+    except _BaseException as e:
+        record({"event": "syntax_error", "error": describe(e)})
+        _exit(0)
+    namespace = {"__name__": "__main__", "__builtins__": builtins}
+    sys.modules["__main__"] = type(sys)("__main__")
+    sys.modules["__main__"].__dict__.update(namespace)
+    namespace = sys.modules["__main__"].__dict__
+    if spec["mode"] == "stdio":
+        try:
+            exec(program, namespace)
+        except _SystemExit as e:
+            if e.code not in (None, 0):
+                record({"event": "exception", "error": ["SystemExit", str(e.code)[:MESSAGE_LEN]]})
+        except _BaseException as e:
+            import traceback
+            traceback.print_exc()
+            record({"event": "exception", "error": describe(e)})
+        try:
+            stdout.flush()
+        except _BaseException:
+            pass
+        record({"event": "done"})
+        _exit(0)
+    try:
+        if spec.get("prelude"):
+            exec(compile(spec["prelude"], "<prelude>", "exec"), namespace)
+        exec(program, namespace)
+        if spec.get("setup"):
+            exec(compile(spec["setup"], "<test setup>", "exec"), namespace)
+    except _BaseException as e:
+        record({"event": "load_error", "error": describe(e)})
+        _exit(0)
+    restore(pristine_builtins)
+    record({"event": "loaded"})
+    for index, steps in enumerate(spec["tests"]):
+        results = []
+        for step in steps:
+            try:
+                if "exec" in step:
+                    exec(step["exec"], namespace)
+                    results.append({})
+                    continue
+                if "raw" in step:
+                    exec(compile(step["raw"], "<test>", "exec"), namespace)
+                    results.append({"nonce": _read(4, 32).decode()})
+                    continue
+                if "call" in step:
+                    solution = namespace.get("Solution")
+                    fn = (getattr(solution(), step["call"]) if isinstance(solution, type)
+                          and hasattr(solution, step["call"]) else namespace[step["call"]])
+                    value = fn(*json.loads(step["args"]))
+                else:
+                    local = {k: namespace[v] for k, v in step["bind"].items()}
+                    value = eval(step["expr"], namespace, local)
+                restore(pristine_builtins)
+                try:
+                    results.append({"value": encode(value)})
+                except _BaseException as e:
+                    results.append({"unserialisable": str(e)[:MESSAGE_LEN]})
+            except _BaseException as e:
+                restore(pristine_builtins)
+                results.append({"error": describe(e)})
+            if "error" in results[-1] or "unserialisable" in results[-1]:
+                break
+        record({"event": "test", "index": index, "steps": results})
+    record({"event": "done"})
+    _exit(0)
+
+# ----------------------------------------------------------------------------- supervisor S and worker W
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x20000000, 0x40000000
+MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE, PR_SET_CHILD_SUBREAPER = 0x1000, 0x2000, 0x4000, 0x40000, 36
+_PREIMPORT = ("collections", "itertools", "functools", "heapq", "bisect", "math", "re", "string", "typing",
+              "fractions", "decimal", "random", "statistics", "copy", "operator", "json", "hashlib", "traceback",
+              "datetime", "array", "dataclasses", "io")
+
+
+def _unshare(flags: int) -> bool:
+    return _libc.unshare(flags) == 0
+
+
+def _hidden_prefixes() -> list[tuple[str, str]]:
+    """(interpreter dir, its first ancestor other users cannot enter), e.g. a pyenv under a 0700 /root:
+    the runner drops root, so S shows it the interpreter through a bind mount under a fresh tmpfs."""
+    found = []
+    for prefix in sorted({os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}):
+        path = Path(prefix)
+        for ancestor in reversed(path.parents):
+            if ancestor != Path("/") and not os.stat(ancestor).st_mode & 0o001:
+                found.append((prefix, str(ancestor)))
+                break
+    return found
+
+
+def _expose(prefixes: list[tuple[str, str]]) -> None:
+    stashes = []
+    for i, (prefix, _) in enumerate(prefixes):
+        stash = f"/tmp/.prefix{i}"
+        os.mkdir(stash)
+        if _libc.mount(prefix.encode(), stash.encode(), None, MS_BIND | MS_REC, None) != 0:
+            raise OSError(ctypes.get_errno(), f"bind mount of {prefix}")
+        stashes.append(stash)
+    for blocker in sorted({b for _, b in prefixes}):
+        _libc.mount(b"tmpfs", blocker.encode(), b"tmpfs", 0, b"size=1m,mode=0755")
+    for stash, (prefix, _) in zip(stashes, prefixes):
+        os.makedirs(prefix, mode=0o755, exist_ok=True)
+        if _libc.mount(stash.encode(), prefix.encode(), None, MS_MOVE, None) != 0:
+            raise OSError(ctypes.get_errno(), f"move mount to {prefix}")
+        os.rmdir(stash)
+
+
+def _set_limits(cpu_seconds: int, memory_mb: int) -> None:
+    wanted = {resource.RLIMIT_AS: memory_mb << 20, resource.RLIMIT_CPU: cpu_seconds,
+              resource.RLIMIT_FSIZE: 16 << 20, resource.RLIMIT_NOFILE: 256, resource.RLIMIT_NPROC: 64,
+              resource.RLIMIT_CORE: 0}
+    for which, value in wanted.items():
+        _, hard = resource.getrlimit(which)
+        value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+        hard_new = value + 1 if which == resource.RLIMIT_CPU and (hard == resource.RLIM_INFINITY or value < hard) else value
+        resource.setrlimit(which, (value, hard_new))
+
+
+def _kill_descendants() -> None:
+    """Fallback without a PID namespace: as a subreaper, orphans come to us; kill until none are left."""
+    me = os.getpid()
+    while True:
+        try:
+            children = Path(f"/proc/{me}/task/{me}/children").read_text().split()
+        except OSError:
+            children = []
+        if not children:
+            try:
+                while os.waitpid(-1, os.WNOHANG)[0]:
+                    pass
+            except ChildProcessError:
+                pass
+            return
+        for pid in children:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
+
+
+def _supervise(spec: dict, cfg: dict) -> dict:
+    """Run one unit with the runner as PID 1 of a fresh PID namespace; return raw observations."""
+    drop_root = cfg["setuid"]
+    workdir = tempfile.mkdtemp(prefix="run-", dir="/tmp")
+    uid = cfg["uid"]
+    if drop_root:
+        os.chown(workdir, uid, uid)
+    stdin_fd = os.memfd_create("stdin")
+    os.write(stdin_fd, spec.get("stdin", "").encode())
+    os.lseek(stdin_fd, 0, os.SEEK_SET)
+    pipes = [os.pipe() for _ in range(4)]   # stdout, stderr, records, nonces
+    raw_steps = sum("raw" in step for steps in spec.get("tests", []) for step in steps)
+    cpu = math.ceil(spec["timeout"] * (len(spec.get("tests", [])) + 1)) + 1
+    start = time.monotonic()
+    pidns = cfg["pidns"] and _unshare(CLONE_NEWPID)   # only the next fork enters the new namespace
+    try:
+        pid = os.fork()
+    finally:
+        if pidns and pid != 0:   # later forks (the next unit's runner) get a namespace of their own again
+            _libc.setns(cfg["pidns_fd"], CLONE_NEWPID)
+    if pid == 0:
+        try:
+            os.setsid()
+            for target, fd in ((0, stdin_fd), (1, pipes[0][1]), (2, pipes[1][1]), (3, pipes[2][1]), (4, pipes[3][0])):
+                os.dup2(fd, target)
+            os.closerange(5, 65536)
+            os.chdir(workdir)
+            os.environ.clear()
+            os.environ.update({"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": workdir,
+                               "TMPDIR": workdir, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
+            _set_limits(cpu, cfg["memory_mb"])
+            if drop_root:
+                os.setgroups([])
+                os.setgid(uid)
+                os.setuid(uid)
+            os.umask(0o077)
+            sys.stdin = open(0, "r", closefd=False)
+            sys.stdout = open(1, "w", closefd=False)
+            sys.stderr = open(2, "w", closefd=False)
+            sys.setrecursionlimit(10000)
+            _runner(spec)
+        finally:
+            os._exit(70)
+    os.close(stdin_fd)
+    for fd in (pipes[0][1], pipes[1][1], pipes[2][1], pipes[3][0]):
+        os.close(fd)
+    nonces = [os.urandom(16).hex() for _ in range(raw_steps)]
+    os.write(pipes[3][1], "".join(nonces).encode())
+    os.close(pipes[3][1])
+    streams = {pipes[0][0]: bytearray(), pipes[1][0]: bytearray(), pipes[2][0]: bytearray()}
+    open_fds = set(streams)
+    pidfd = os.pidfd_open(pid)
+    poller = select.poll()
+    for fd in (*streams, pidfd):
+        poller.register(fd, select.POLLIN)
+    deadline, timed_out, over, exited, records_seen = start + spec["timeout"], False, "", False, 0
+    while open_fds and not over:
+        wait = deadline - time.monotonic()
+        if wait <= 0:
+            timed_out = True
+            break
+        for fd, _ in poller.poll(wait * 1000):
+            if fd == pidfd:
+                exited = True
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                poller.unregister(fd)
+                open_fds.discard(fd)
+                continue
+            streams[fd] += chunk
+            if len(streams[fd]) > (OUTPUT_CAP if fd != pipes[2][0] else 4 * OUTPUT_CAP):
+                over = {pipes[0][0]: "stdout", pipes[1][0]: "stderr"}.get(fd, "records")
+            if fd == pipes[2][0]:
+                count = streams[fd].count(b"\n")
+                if count > records_seen:
+                    records_seen, deadline = count, time.monotonic() + spec["timeout"]
+        if exited and not over:
+            for fd in open_fds:   # the runner is gone; descendants may hold the pipes open
+                while (len(streams[fd]) <= 4 * OUTPUT_CAP and select.select([fd], [], [], 0)[0]
+                       and (chunk := os.read(fd, 65536))):
+                    streams[fd] += chunk
+            break
+    outputs = {name: bytes(streams[fd]) for name, fd in
+               (("stdout", pipes[0][0]), ("stderr", pipes[1][0]), ("records", pipes[2][0]))}
+    for fd in (*streams, pidfd):
+        os.close(fd)
+    os.kill(pid, signal.SIGKILL)   # the runner is init: the kernel kills the rest, and wait4 returns after
+    _, status, usage = os.wait4(pid, 0)
+    elapsed = time.monotonic() - start
+    if not pidns:
+        _kill_descendants()
+    shutil.rmtree(workdir, ignore_errors=True)
+    if cfg["private_tmp"]:   # the one place other than workdir a program could write: wipe it
+        for entry in os.scandir("/dev/shm"):
+            shutil.rmtree(entry.path, ignore_errors=True) if entry.is_dir() else os.unlink(entry.path)
+    records = []
+    for line in outputs["records"].decode(errors="replace").splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            records.append({"event": "garbled"})
+    raw = iter(nonces)
+    for rec in records:
+        for step in rec.get("steps", []) if isinstance(rec, dict) else []:
+            if isinstance(step, dict) and "nonce" in step:
+                step["nonce"] = step["nonce"] == next(raw, None)
+    exited_by_kill = timed_out or over
+    return {"stdout": outputs["stdout"][:OUTPUT_CAP].decode(errors="replace"),
+            "stderr": outputs["stderr"][-2000:].decode(errors="replace"), "records": records,
+            "timed_out": timed_out or (not exited_by_kill and os.WIFSIGNALED(status)
+                                       and os.WTERMSIG(status) == signal.SIGXCPU),
+            "over": over or ("file" if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGXFSZ else ""),
+            "exit": None if exited_by_kill else os.waitstatus_to_exitcode(status), "time": elapsed}
+
+
+def _run_unit(spec: dict, cfg: dict) -> dict:
+    try:
+        return _supervise(spec, cfg)
+    except Exception as e:
+        return {"harness_error": f"{type(e).__name__}: {e}"}
+
+
+def _send(fd: int, obj: Any) -> None:
+    data = json.dumps(obj).encode()
+    data = struct.pack("<Q", len(data)) + data
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def _recv(fd: int) -> Any:
+    def exactly(n):
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = os.read(fd, n - len(buf))
+            if not chunk:
+                raise EOFError("worker channel closed")
+            buf += chunk
+        return bytes(buf)
+    return json.loads(exactly(struct.unpack("<Q", exactly(8))[0]))
+
+
+def _worker_main(uid: int) -> None:
+    """W: the fork server. Reads jobs, runs their units one after another, answers."""
+    fd_in, fd_out = os.dup(0), os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    network_isolated = _unshare(CLONE_NEWNET)
+    probe = os.fork()
+    if probe == 0:
+        os._exit(0 if _unshare(CLONE_NEWPID) else 1)
+    pidns = os.waitstatus_to_exitcode(os.waitpid(probe, 0)[1]) == 0
+    prefixes = _hidden_prefixes()
+    # Mount only inside a mount namespace of our own: anything else would change the host's mounts.
+    # /tmp and /var/tmp become root-only, so a program can write only to its own working dir.
+    private_tmp = _unshare(CLONE_NEWNS) and _libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) == 0
+    for path, mode in (("/tmp", "0755"), ("/var/tmp", "0755"), ("/dev/shm", "1777")) if private_tmp else ():
+        if os.path.isdir(path):
+            _libc.mount(b"tmpfs", path.encode(), b"tmpfs", 0, f"size=256m,mode={mode}".encode())
+    setuid = os.geteuid() == 0 and pidns and private_tmp
+    if not pidns:
+        _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    if setuid and prefixes:
+        _expose(prefixes)
+    for name in _PREIMPORT:
+        __import__(name)
+    gc.freeze()   # forked children then leave the shared pages alone when they collect garbage
+    _send(fd_out, {"network": network_isolated, "pidns": pidns, "setuid": setuid})
+    cfg = {"uid": uid, "setuid": setuid, "private_tmp": private_tmp, "pidns": pidns,
+           "pidns_fd": os.open("/proc/self/ns/pid", os.O_RDONLY)}
+    while True:
+        try:
+            job = _recv(fd_in)
+        except EOFError:
+            os._exit(0)
+        cfg["memory_mb"] = job["memory_mb"]
+        results = []
+        for spec in job["units"]:
+            if results and (results[-1].get("timed_out") or any(
+                    r.get("event") == "syntax_error" for r in results[-1].get("records", []))):
+                results.append({"skipped": True, **({} if results[-1].get("timed_out") else
+                                                     {"records": results[-1]["records"]})})
+                continue
+            results.append(_run_unit(spec, cfg))
+        _send(fd_out, results)
+
+# ----------------------------------------------------------------------------- planning and judging (parent)
+
+
+def _defines_top_level(code: str, name: str) -> bool:
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return False   # e.g. an indented completion of the prompt
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name:
+            return True
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            return True
+    return False
+
+
+def _plan(problem, code: str, tests: list, timeout: float) -> tuple[list[dict], list[tuple]]:
+    """Units for the worker (no expected values in them) and, per test, (kind, index, expected):
+    index is the stdio test's unit, or the test's position in the batch unit (always the last unit)."""
+    if problem.source == "humaneval" and problem.fn_name and not _defines_top_level(code, problem.fn_name):
+        code = problem.starter_code + code
+    units, judges, batch = [], [], []
+    for test in tests:
+        if test.kind == "stdio":
+            expected = test.output if isinstance(test.output, str) else "\n".join(map(str, test.output))
+            judges.append(("stdio", len(units), expected))
+            units.append({"mode": "stdio", "code": code, "stdin": test.input or "", "timeout": timeout})
+        elif test.kind == "call":
+            judges.append(("call", len(batch), test.output))
+            batch.append([{"call": problem.fn_name, "args": json.dumps(test.input)}])
+        elif test.kind == "assert":
+            converted = convert_asserts(test.input)
+            if converted is None:
+                judges.append(("raw", len(batch), None))
+                batch.append([{"raw": test.input}])
+            else:
+                imports, checks = converted
+                judges.append(("checks", len(batch), [check for _, _, check in checks]))
+                batch.append([{"exec": s} for s in imports] +
+                             [{"expr": e, "bind": b} for e, b, _ in checks if e is not None])
+        else:
+            raise SandboxError(f"problem {problem.id}: unknown test kind {test.kind!r}")
+    if batch:
+        units.append({"mode": "batch", "code": code, "tests": batch, "timeout": timeout,
+                      "setup": problem.test_setup or "",
+                      "prelude": _CALL_PRELUDE if any(t.kind == "call" for t in tests) else ""})
+    return units, judges
+
+
+def _error_status(error: list) -> str:
+    return "memory_limit" if error and error[0] == "MemoryError" else "runtime_error"
+
+
+def _judge_stdio(res: dict, expected: str) -> tuple[str, str]:
+    records = res.get("records", [])
+    events = {r.get("event") for r in records if isinstance(r, dict)}
+    error = next((r["error"] for r in records if isinstance(r, dict) and "error" in r), None)
+    if res.get("over"):
+        return "output_limit", f"{res['over']} exceeded its limit"
+    if res.get("timed_out"):
+        return "timeout", "time limit exceeded"
+    if "syntax_error" in events:
+        return "syntax_error", ": ".join(error)
+    if error:
+        return _error_status(error), ": ".join(error)
+    if "done" not in events and res.get("exit") != 0:
+        return "runtime_error", f"exit status {res.get('exit')}: {res.get('stderr', '')[-200:]}"
+    if outputs_match(expected, res.get("stdout", "")):
+        return "passed", ""
+    return "wrong_answer", f"expected {expected[:100]!r}, got {res.get('stdout', '')[:100]!r}"
+
+
+def _judge_batch(res: dict, judges: list) -> list[tuple[str, str]]:
+    records = [r for r in res.get("records", []) if isinstance(r, dict)]
+    first = records[0] if records else {}
+    if first.get("event") == "syntax_error":
+        return [("syntax_error", ": ".join(first["error"]))] * len(judges)
+    if first.get("event") == "load_error":
+        return [(_error_status(first["error"]), "while loading: " + ": ".join(first["error"]))] * len(judges)
+    by_index = {r.get("index"): r.get("steps", []) for r in records if r.get("event") == "test"}
+    out, stopped = [], False
+    for kind, _, expected in judges:
+        index = len(out)
+        if stopped:
+            out.append(("skipped", ""))
+            continue
+        if index not in by_index:
+            stopped = True
+            if res.get("over"):
+                out.append(("output_limit", f"{res['over']} exceeded its limit"))
+            elif res.get("timed_out"):
+                out.append(("timeout", "time limit exceeded"))
+            else:
+                out.append(("runtime_error", f"exited before the test finished (exit {res.get('exit')})"
+                            + (": " + res["stderr"][-200:] if res.get("stderr") else "")))
+            continue
+        out.append(_judge_steps(kind, expected, by_index[index]))
+    return out
+
+
+def _judge_steps(kind: str, expected: Any, steps: list) -> tuple[str, str]:
+    values = []
+    for step in steps:
+        if not isinstance(step, dict):
+            return "harness_error", "malformed step record"
+        if "error" in step:
+            return _error_status(step["error"]), ": ".join(map(str, step["error"]))
+        if "unserialisable" in step:
+            return "wrong_answer", f"returned a value that is not plain data ({step['unserialisable']})"
+        if "nonce" in step and step["nonce"] is not True:
+            return "runtime_error", "the test did not run to completion"
+        if "value" in step:
+            values.append(_decode(step["value"]))
+    if kind == "raw":
+        return ("passed", "") if steps and steps[-1].get("nonce") is True else ("runtime_error", "no completion signal")
+    if kind == "call":
+        if not values:
+            return "runtime_error", "no return value"
+        ok = _call_matches(expected, values[0])
+        return ("passed", "") if ok else ("wrong_answer", f"expected {expected!r:.100}, got {values[0]!r:.100}")
+    checks = expected
+    live = [c for c in checks if c[0] != "const"]
+    if len(values) != len(live):
+        return "runtime_error", "not every assert ran"
+    it = iter(values)
+    for check in checks:
+        actual = None if check[0] == "const" else next(it)
+        try:
+            ok = _check(check, actual)
+        except Exception:
+            ok = False
+        if not ok:
+            return "wrong_answer", f"assert failed: got {actual!r:.100} ({check[0]} {check[2:]!r:.100})"
+    return "passed", ""
+
+
+def _verdict(judges: list[tuple], results: list[dict]) -> Verdict:
+    batch_judges = [j for j in judges if j[0] != "stdio"]
+    batch_res = results[-1] if batch_judges else {}
+    if "harness_error" in batch_res:
+        batch_out = iter([("harness_error", batch_res["harness_error"])] * len(batch_judges))
+    else:
+        batch_out = iter(_judge_batch(batch_res, batch_judges) if batch_judges else [])
+    per_test = []
+    for kind, index, expected in judges:
+        if kind != "stdio":
+            per_test.append(next(batch_out))
+            continue
+        res = results[index]
+        if "harness_error" in res:
+            per_test.append(("harness_error", res["harness_error"]))
+        elif res.get("skipped") and "records" not in res:
+            per_test.append(("skipped", ""))
+        else:
+            per_test.append(_judge_stdio(res, expected))
+    elapsed = sum(r.get("time", 0.0) for r in results)
+    statuses = [s for s, _ in per_test]
+    failure = next(((i, s, m) for i, (s, m) in enumerate(per_test) if s not in ("passed", "skipped")), None)
+    if not per_test or "passed" not in statuses and failure is None:
+        return Verdict(False, "harness_error", statuses, "no tests were run", elapsed)
+    if failure is None:
+        return Verdict(True, "passed", statuses, "", elapsed)
+    i, status, message = failure
+    return Verdict(False, status, statuses, f"test {i}: {message}"[:MESSAGE_LEN], elapsed)
+
+
+# ----------------------------------------------------------------------------- Pool, evaluate, evaluate_many
+
+_warned = False
+
+
+class _Worker:
+    def __init__(self, index: int):
+        self.uid = 40000 + (os.getpid() * 8 + index) % 20000
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        boot = (f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); import sandbox; "
+                f"sys.path.pop(0); sandbox._worker_main({self.uid})")
+        self.proc = subprocess.Popen([sys.executable, "-I", "-c", boot], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, env={"PATH": "/usr/local/bin:/usr/bin:/bin",
+                                                                  "LANG": "C.UTF-8"},
+                                     close_fds=True, start_new_session=True, cwd="/")
+        hello = _recv(self.proc.stdout.fileno())
+        global _warned
+        missing = [name for name in ("network", "pidns", "setuid") if not hello[name]]
+        if missing and not _warned:
+            _warned = True
+            print(f"sandbox: warning: isolation layer(s) unavailable here: {', '.join(missing)} "
+                  "(network: no network namespace; pidns: no PID namespace, descendants are tracked "
+                  "instead; setuid: programs keep the caller's user rights, which needs root, a PID and a "
+                  "mount namespace)", file=sys.stderr)
+
+    def run(self, job: dict) -> list[dict]:
+        for attempt in (0, 1):
+            try:
+                if self.proc is None or self.proc.poll() is not None:
+                    self.start()
+                _send(self.proc.stdin.fileno(), job)
+                return _recv(self.proc.stdout.fileno())
+            except (OSError, EOFError, ValueError):
+                self.stop()
+        return [{"harness_error": "worker died twice"}] * len(job["units"])
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+            self.proc.stdout.close()
+            self.proc = None
+
+
+class Pool:
+    """Pre-started isolated workers (one per core by default) that evaluate programs in parallel."""
+
+    def __init__(self, workers: int | None = None, timeout: float = 4.0, memory_mb: int = 2048):
+        self.timeout, self.memory_mb = timeout, memory_mb
+        self._jobs: queue.Queue = queue.Queue()
+        self._workers = [_Worker(i) for i in range(workers or os.cpu_count() or 1)]
+        for w in self._workers:
+            w.start()
+        self._threads = [threading.Thread(target=self._serve, args=(w,), daemon=True) for w in self._workers]
+        for t in self._threads:
+            t.start()
+
+    def _serve(self, worker: _Worker) -> None:
+        while (item := self._jobs.get()) is not None:
+            future, problem, code, tests, timeout = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(self._evaluate(worker, problem, code, tests, timeout))
+            except SandboxError as e:
+                future.set_exception(e)
+            except Exception as e:   # a harness bug must not hang the caller
+                future.set_result(Verdict(False, "harness_error", [], f"{type(e).__name__}: {e}"[:MESSAGE_LEN]))
+        worker.stop()
+
+    def _evaluate(self, worker: _Worker, problem, code: str, which: str, timeout: float) -> Verdict:
+        if which not in ("hidden", "public"):
+            raise SandboxError(f"tests must be 'hidden' or 'public', got {which!r}")
+        tests = problem.hidden_tests if which == "hidden" else problem.public_tests
+        if not tests:
+            return Verdict(False, "harness_error", [], f"problem {problem.id} has no {which} tests")
+        units, judges = _plan(problem, code, tests, timeout)
+        results = worker.run({"units": units, "memory_mb": self.memory_mb})
+        return _verdict(judges, results)
+
+    def submit(self, problem, code: str, tests: str = "hidden", timeout: float | None = None) -> Future:
+        future: Future = Future()
+        self._jobs.put((future, problem, code, tests, self.timeout if timeout is None else timeout))
+        return future
+
+    def close(self) -> None:
+        for _ in self._threads:
+            self._jobs.put(None)
+        for t in self._threads:
+            t.join()
+
+    def __enter__(self) -> "Pool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+_default_pool: Pool | None = None
+_default_lock = threading.Lock()
+
+
+def evaluate(problem, code: str, tests: str = "hidden", timeout: float = 4.0) -> Verdict:
+    """Run one program on a problem's hidden or public tests (a shared pool is started once)."""
+    global _default_pool
+    with _default_lock:
+        if _default_pool is None:
+            _default_pool = Pool()
+    return _default_pool.submit(problem, code, tests, timeout).result()
+
+
+def evaluate_many(jobs: list[tuple], workers: int | None = None, timeout: float = 4.0,
+                  progress: bool = False) -> list[Verdict]:
+    """Evaluate (problem, code, tests) jobs in parallel; results in job order."""
+    with Pool(workers, timeout) as pool:
+        futures = [pool.submit(p, c, t) for p, c, t in jobs]
+        start, last = time.monotonic(), 0.0
+        for done, f in enumerate(futures, 1):
+            f.result()
+            now = time.monotonic()
+            if progress and (now - last > 2 or done == len(futures)):
+                last, rate = now, done / max(now - start, 1e-9)
+                print(f"sandbox: {done}/{len(futures)} programs, {rate:.1f}/s, "
+                      f"ETA {(len(futures) - done) / rate:.0f}s", file=sys.stderr, flush=True)
+        return [f.result() for f in futures]
+
+# ----------------------------------------------------------------------------- command line
+
+
+def _read_samples(path: Path) -> list[dict]:
+    samples = []
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as e:
+        raise SandboxError(f"{path}: cannot read samples: {e.strerror}")
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as e:
+            raise SandboxError(f"{path}:{number}: not JSON ({e})")
+        if not isinstance(row, dict) or "task_id" not in row or not isinstance(row.get("code"), str):
+            raise SandboxError(f"{path}:{number}: need an object with 'task_id' and a string 'code'")
+        samples.append(row)
+    return samples
+
+
+def score(data_spec: str, samples_path: Path, ks: list[int], timeout: float, workers: int | None,
+          tests: str = "hidden") -> Path:
+    import data
+    from codeplan import pass_at_k
+    problems = {p.id: p for p in data.load_problems(data_spec)}
+    samples = _read_samples(samples_path)
+    unknown = sorted({str(s["task_id"]) for s in samples} - problems.keys())
+    if unknown:
+        raise SandboxError(f"{samples_path}: {len(unknown)} task id(s) not in {data_spec}: {', '.join(unknown[:5])}")
+    verdicts = evaluate_many([(problems[str(s["task_id"])], s["code"], tests) for s in samples],
+                             workers, timeout, progress=len(samples) > 20)
+    out = samples_path.with_name(samples_path.stem + "_results" + samples_path.suffix)
+    tmp = out.with_name(out.name + ".tmp")
+    with open(tmp, "w") as f:
+        for s, v in zip(samples, verdicts):
+            f.write(json.dumps({"task_id": s["task_id"], "passed": v.passed, "status": v.status,
+                                "tests": v.tests, "message": v.message, "time": round(v.time, 4)}) + "\n")
+    os.replace(tmp, out)
+    counts: dict[str, list[int]] = {}
+    for s, v in zip(samples, verdicts):
+        n_c = counts.setdefault(str(s["task_id"]), [0, 0])
+        n_c[0] += 1
+        n_c[1] += v.passed
+    missing = sorted(problems.keys() - counts.keys())
+    if missing:
+        print(f"{len(missing)} of {len(problems)} problems have no samples and are left out of pass@k "
+              f"(e.g. {', '.join(missing[:5])})")
+    if not counts:
+        raise SandboxError(f"{samples_path}: no samples")
+    n_min = min(n for n, _ in counts.values())
+    groups: dict[str, list[str]] = {"all": list(counts)}
+    for tid in counts:
+        groups.setdefault(problems[tid].difficulty, []).append(tid)
+    shown = [k for k in ks if k <= n_min]
+    print(f"{'subset':<14} {'problems':>8} " + " ".join(f"{'pass@' + str(k):>9}" for k in shown))
+    for name, ids in groups.items():
+        row = [100 * sum(pass_at_k(*counts[t], k) for t in ids) / len(ids) for k in shown]
+        print(f"{name:<14} {len(ids):>8} " + " ".join(f"{x:>8.2f}%" for x in row))
+    if len(shown) < len(ks):
+        print(f"(k above {n_min}, the fewest samples of any problem, not reported)")
+    print(f"results: {out}")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Score a samples file (JSON Lines of task_id, code) with pass@k.")
+    parser.add_argument("--data", required=True, help="problems: NAME or NAME:PATH, as data.load_problems takes")
+    parser.add_argument("--samples", required=True, type=Path, help="JSON Lines file, one program per row")
+    parser.add_argument("--k", default="1,10,100", help="comma-separated k values for pass@k (only k <= n shown)")
+    parser.add_argument("--timeout", type=float, default=4.0, help="seconds per test (wall clock)")
+    parser.add_argument("--workers", type=int, default=None, help="parallel workers (default: one per core)")
+    parser.add_argument("--tests", choices=("hidden", "public"), default="hidden", help="which tests to run")
+    args = parser.parse_args()
+    try:
+        ks = [int(k) for k in args.k.split(",") if k.strip()]
+        if not ks or min(ks) < 1:
+            raise ValueError
+    except ValueError:
+        print(f"sandbox: --k must be positive integers separated by commas, got {args.k!r}", file=sys.stderr)
+        sys.exit(2)
+    try:
+        score(args.data, args.samples, ks, args.timeout, args.workers, args.tests)
+    except SandboxError as e:
+        print(f"sandbox: {e}", file=sys.stderr)
+        sys.exit(2)
+    except Exception as e:
+        if type(e).__name__ == "DataError":
+            print(f"sandbox: {e}", file=sys.stderr)
+            sys.exit(2)
+        raise
+
+
+if __name__ == "__main__":
+    main()
