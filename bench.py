@@ -190,6 +190,7 @@ def bench_sandbox(args: argparse.Namespace) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     import data
+    import judge
     import sandbox
 
     workers = args.workers or os.cpu_count() or 1
@@ -226,7 +227,7 @@ def bench_sandbox(args: argparse.Namespace) -> None:
             for t in p.hidden_tests:
                 r = subprocess.run([sys.executable, "-c", code], input=t.input, capture_output=True, text=True,
                                    timeout=10, start_new_session=True)
-                if r.returncode != 0 or not sandbox.outputs_match(t.output, r.stdout):
+                if r.returncode != 0 or not judge.outputs_match(t.output, r.stdout):
                     return False
             return True
         with ThreadPoolExecutor(workers) as ex:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from data import Problem, collate
+from data import Problem, collate, truncate
 
 # ----------------------------------------------------------------------------- task formats
 # The encoder sees the task marker first, so one trunk can serve both tasks. The code task is
@@ -79,11 +79,11 @@ def encode_batch(examples: list[Example], tokenizer, lam: float, plan_in_code: f
     """Token id pairs for both tasks of one batch. With lam == 0 no plan is ever used: that is
     plain fine-tuning. `counts` accumulates truncations so that they are reported, not hidden."""
     def pair(src: str, tgt: str, task: str) -> tuple[list[int], list[int]]:
-        s, t = tokenizer.encode(src), tokenizer.encode(tgt)
-        if len(s) > max_source:
-            s, counts[f"{task}_source_truncated"] = s[:max_source], counts.get(f"{task}_source_truncated", 0) + 1
-        if len(t) >= max_target:
-            t, counts[f"{task}_target_truncated"] = t[:max_target - 1], counts.get(f"{task}_target_truncated", 0) + 1
+        s, cut_source = truncate(tokenizer.encode(src), max_source)
+        t, cut_target = truncate(tokenizer.encode(tgt), max_target - 1)   # room for EOS
+        for part, cut in (("source", cut_source), ("target", cut_target)):
+            if cut:
+                counts[f"{task}_{part}_truncated"] = counts.get(f"{task}_{part}_truncated", 0) + 1
         return s, t + [tokenizer.eos_id]
 
     batch = {"code": [], "plan": []}
@@ -167,6 +167,7 @@ class Candidate:
     passed: bool = False           # all hidden tests passed
     status: str = ""
     tests: list[str] | None = None
+    time: float = 0.0              # seconds the hidden tests took
 
 
 def rank_candidates(candidates: list[Candidate]) -> list[Candidate]:
@@ -219,7 +220,7 @@ def plan_sample(model, tokenizer, problems: list[Problem], pool, n: int = 16, sa
             statuses = public.result().tests
             cand.public = sum(s == "passed" for s in statuses) / max(1, len(statuses))
         verdict = hidden.result()
-        cand.passed, cand.status, cand.tests = verdict.passed, verdict.status, verdict.tests
+        cand.passed, cand.status, cand.tests, cand.time = verdict.passed, verdict.status, verdict.tests, verdict.time
     timing["execute_wait_s"] = time.time() - t0
     return [rank_candidates(c) for c in all_candidates], timing
 

@@ -583,14 +583,23 @@ class Tokenizer:
             raise DataError(f"{path}: no text to train the tokenizer on")
         spm.set_random_generator_seed(seed)
         model = io.BytesIO()
-        spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(pieces), model_writer=model, vocab_size=vocab_size, model_type="bpe",
-            normalization_rule_name="identity", remove_extra_whitespaces=False, add_dummy_prefix=False,
-            byte_fallback=True, split_digits=True, allow_whitespace_only_pieces=True, character_coverage=0.9995,
-            pad_id=0, eos_id=1, unk_id=2, bos_id=3, user_defined_symbols=list(TASK_MARKERS),
-            hard_vocab_limit=False,  # a small corpus gets the vocabulary it supports instead of an error
-            max_sentence_length=1 << 16, input_sentence_size=0, shuffle_input_sentence=False,
-            num_threads=os.cpu_count() or 1, minloglevel=2)
+        try:
+            spm.SentencePieceTrainer.train(
+                sentence_iterator=iter(pieces), model_writer=model, vocab_size=vocab_size, model_type="bpe",
+                normalization_rule_name="identity", remove_extra_whitespaces=False, add_dummy_prefix=False,
+                byte_fallback=True, split_digits=True, allow_whitespace_only_pieces=True, character_coverage=0.9995,
+                pad_id=0, eos_id=1, unk_id=2, bos_id=3, user_defined_symbols=list(TASK_MARKERS),
+                hard_vocab_limit=False,  # a small corpus gets the vocabulary it supports instead of an error
+                max_sentence_length=1 << 16, input_sentence_size=0, shuffle_input_sentence=False,
+                num_threads=os.cpu_count() or 1, minloglevel=2)
+        except RuntimeError as e:
+            # every kept character, the 256 byte pieces, the special ids and the markers need an id each
+            too_small = re.search(r"smaller than required_chars\. (\d+) vs (\d+)", str(e))
+            if too_small:
+                need = too_small.group(2)
+                raise DataError(f"{path}: vocab_size {vocab_size} is too small for this text: it needs at least {need} "
+                                "(its characters, byte fallback, special ids, task markers)") from None
+            raise DataError(f"{path}: sentencepiece could not train a tokenizer: {e}") from None
         write_atomic(Path(path), model.getvalue())
         return Tokenizer.load(path)
 

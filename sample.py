@@ -49,7 +49,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--limit", type=int, default=0, help="only the first N problems; 0 = all")
     p.add_argument("--batch-size", type=int, default=128, help="sequences decoded at once")
     p.add_argument("--timeout", type=float, default=4.0, help="seconds per test in the sandbox")
-    p.add_argument("--workers", type=int, default=0, help="sandbox workers; 0 = one per core")
+    p.add_argument("--workers", type=int, default=0, help="sandbox workers; 0 = one per core on CUDA, half the cores on CPU")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--out", default="", help="output folder; default <run>/sample-<split>-<mode>")
@@ -86,10 +86,15 @@ def mode_name(args) -> str:
     return f"n{args.n}-m{args.samples_per_plan}" + ("-greedy" if args.greedy_plan else "")
 
 
+DIFFICULTIES = ("introductory", "interview", "competition")   # table rows in this order, then any others
+
+
 def report_table(problems, ranked, ks: list[int]) -> str:
-    groups = {"all": list(range(len(problems)))}
+    by_difficulty: dict[str, list[int]] = {}
     for i, p in enumerate(problems):
-        groups.setdefault(p.difficulty, []).append(i)
+        by_difficulty.setdefault(p.difficulty, []).append(i)
+    order = sorted(by_difficulty, key=lambda d: (DIFFICULTIES.index(d) if d in DIFFICULTIES else len(DIFFICULTIES), d))
+    groups = {"all": list(range(len(problems))), **{d: by_difficulty[d] for d in order}}
     rows, header = [], None
     for name, idx in groups.items():
         metrics = codeplan.pass_at_k_report([ranked[i] for i in idx], ks)
@@ -100,10 +105,12 @@ def report_table(problems, ranked, ks: list[int]) -> str:
 
 
 def write_jsonl(path: Path, rows) -> None:
+    write_text(path, "".join(json.dumps(row) + "\n" for row in rows))
+
+
+def write_text(path: Path, text: str) -> None:
     tmp = path.with_suffix(".tmp")
-    with open(tmp, "w") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
+    tmp.write_text(text)
     os.replace(tmp, path)
 
 
@@ -116,15 +123,29 @@ def main(argv=None) -> None:
     try:
         problems = data.load_problems(spec, args.split)
         given = teacher.read_plans(Path(args.plans_from)) if args.plans_from else None
-    except data.DataError as e:
+    except (data.DataError, teacher.TeacherError) as e:
         raise SystemExit(f"sample.py: {e}")
     problems = problems[: args.limit] if args.limit else problems
-    samples_per_problem = (1 if args.n == 0 else args.n) * args.samples_per_plan
+    if given is not None:
+        # a problem with no given plan would have no candidate and silently drop out of pass@k
+        missing = [p.id for p in problems if not given.get(p.id)]
+        if missing:
+            raise SystemExit(f"sample.py: {args.plans_from} has no plan for {len(missing)} of the {len(problems)} "
+                             f"problems (e.g. {', '.join(missing[:5])})")
+    plans_per_problem = min((len(given[p.id]) for p in problems), default=1) if given is not None else max(1, args.n)
+    samples_per_problem = plans_per_problem * args.samples_per_plan
     ks = sorted(k for k in (int(x) for x in args.k.split(",")) if 1 <= k <= samples_per_problem)
     out = Path(args.out) if args.out else ckpt.parent / f"sample-{args.split}-{mode_name(args)}"
     out.mkdir(parents=True, exist_ok=True)
-    config = {**vars(args), "checkpoint": str(ckpt), "data": spec, "problems": len(problems), "k": ks, "device": str(device)}
-    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    cores = os.cpu_count() or 1
+    workers = args.workers or (cores if device.type == "cuda" else max(1, cores // 2))
+    if device.type == "cpu":
+        # generation and the sandbox share the cores: oversubscribed torch threads spin-wait and
+        # slow small decoding steps by an order of magnitude
+        torch.set_num_threads(max(1, cores - workers))
+    config = {**vars(args), "checkpoint": str(ckpt), "data": spec, "problems": len(problems), "k": ks, "device": str(device),
+              "sandbox_workers": workers, "torch_threads": torch.get_num_threads()}
+    write_text(out / "config.json", json.dumps(config, indent=2) + "\n")
     print(f"{ckpt} | {spec} {args.split}: {len(problems)} problems | mode {mode_name(args)} | {device}", file=sys.stderr)
 
     started = time.time()
@@ -135,7 +156,7 @@ def main(argv=None) -> None:
               file=sys.stderr, flush=True)
 
     generator = torch.Generator(device=device).manual_seed(args.seed)
-    with sandbox.Pool(workers=args.workers or None, timeout=args.timeout) as pool:
+    with sandbox.Pool(workers=workers, timeout=args.timeout) as pool:
         ranked, timing = codeplan.plan_sample(
             model, tokenizer, problems, pool, n=args.n, samples_per_plan=args.samples_per_plan,
             greedy_plan=args.greedy_plan, given_plans=given, temperature=args.temperature, top_p=args.top_p,
@@ -148,7 +169,7 @@ def main(argv=None) -> None:
         for rank, c in enumerate(cands):
             samples.append({"task_id": p.id, "code": c.code, "plan": c.plan, "plan_id": c.plan_id, "rank": rank,
                             "logprob": c.logprob, "public_pass_rate": c.public})
-            results.append({"task_id": p.id, "rank": rank, "passed": c.passed, "status": c.status, "tests": c.tests})
+            results.append(sandbox.result_row(p.id, c, rank=rank, plan_id=c.plan_id))
     write_jsonl(out / "samples.jsonl", samples)
     write_jsonl(out / "samples_results.jsonl", results)
 
@@ -161,7 +182,7 @@ def main(argv=None) -> None:
              f"{len(problems) / wall:.2f} problems/s; wall {wall:.0f} s: generation {timing['generate_s']:.0f} s, "
              f"waiting for the sandbox after generation {timing['execute_wait_s']:.0f} s; "
              f"{no_public} problems without public tests ranked by log-probability only"]
-    (out / "report.md").write_text("\n".join(lines) + "\n")
+    write_text(out / "report.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"wrote {out}/", file=sys.stderr)
 

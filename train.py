@@ -20,7 +20,7 @@ import random
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -139,7 +139,13 @@ def load_plans(cfg: TrainConfig, problems: list[data.Problem], run_dir: Path, is
 
 def prepare(cfg: TrainConfig, run_dir: Path, is_main: bool):
     train_problems = data.load_problems(cfg.data, "train")
-    valid_problems = data.load_problems(cfg.data, "valid")
+    if cfg.data.partition(":")[0] == "apps":
+        # APPS has only train and test: hold out a fixed 5% of train (1 to 500 problems) for the valid losses
+        held = set(random.Random(0).sample(range(len(train_problems)), max(1, min(500, len(train_problems) // 20))))
+        valid_problems = [p for i, p in enumerate(train_problems) if i in held]
+        train_problems = [p for i, p in enumerate(train_problems) if i not in held]
+    else:
+        valid_problems = data.load_problems(cfg.data, "valid")
     plans = load_plans(cfg, train_problems, run_dir, is_main)
     valid_plans = {p.id: [p.reference_plan] for p in valid_problems if p.reference_plan}
     tok_path = run_dir / "tokenizer.model"
@@ -153,14 +159,17 @@ def prepare(cfg: TrainConfig, run_dir: Path, is_main: bool):
     tokenizer = data.Tokenizer.load(str(tok_path))
     train = codeplan.make_examples(train_problems, plans, cfg.solutions)
     valid = codeplan.make_examples(valid_problems, valid_plans, cfg.solutions)
-    if not train:
-        raise data.DataError(f"{cfg.data}: the train split has no problem with a ground-truth solution")
+    if len(train) < cfg.batch_size:
+        raise data.DataError(f"{cfg.data}: the train split has {len(train)} examples with a ground-truth solution, "
+                             f"fewer than --batch-size {cfg.batch_size}")
     return tokenizer, train, valid, valid_problems
 
 
 def batch_order(examples: list[codeplan.Example], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
     lengths = [len(e.problem.question) + len(e.solution) for e in examples]
-    return data.bucket_batches(lengths, batch_size, seed=seed * 1000 + epoch)
+    # full batches only: a short remainder would change the global batch and, split over ranks
+    # and accumulation steps, could leave a micro-batch empty
+    return [b for b in data.bucket_batches(lengths, batch_size, seed=seed * 1000 + epoch) if len(b) == batch_size]
 
 
 def batch_at(step: int, examples, cfg: TrainConfig, cache: dict) -> list[int]:
@@ -229,6 +238,30 @@ def restore_rng(rng: dict) -> None:
     np.random.set_state(rng["numpy"])
 
 
+# the flags that define a run; the others (--stop-after, intervals, --device, ...) may change on resume
+RUN_FIELDS = ("lam", "plan_in_code", "data", "plans", "solutions", "preset", "vocab_size", "steps", "batch_size",
+              "grad_accum", "lr", "min_lr_ratio", "warmup", "weight_decay", "clip", "dropout", "max_source_len",
+              "max_target_len", "amp", "seed")
+
+
+def resume_config(cfg: TrainConfig, run_dir: Path) -> TrainConfig:
+    """--resume continues a run as it was configured, so `--name NAME --resume` is enough: run flags
+    left at their defaults take the run's saved values; a flag that contradicts the run is refused."""
+    saved_path = run_dir / "config.json"
+    if not saved_path.exists():
+        return cfg   # no run there: the missing checkpoint is reported next
+    saved, default, adopted = json.loads(saved_path.read_text()), TrainConfig(), {}
+    for field in RUN_FIELDS:
+        given = getattr(cfg, field)
+        if given == saved.get(field, given):
+            continue
+        if given != getattr(default, field):
+            flag = "--lambda" if field == "lam" else "--" + field.replace("_", "-")
+            raise SystemExit(f"--resume: {flag} {given} contradicts {saved_path} ({saved[field]}); leave it out to continue the run")
+        adopted[field] = saved[field]
+    return replace(cfg, **adopted)
+
+
 def lr_at(step: int, cfg: TrainConfig) -> float:
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
@@ -285,6 +318,8 @@ def final_pass1(raw_model, tokenizer, problems, cfg: TrainConfig) -> dict:
 # ----------------------------------------------------------------------------- training
 
 def train(cfg: TrainConfig) -> dict:
+    if cfg.resume:
+        cfg = resume_config(cfg, Path(cfg.out) / cfg.name)
     device, rank, world = setup_device(cfg)
     is_main = rank == 0
     if cfg.batch_size % (world * cfg.grad_accum):
@@ -336,13 +371,14 @@ def train(cfg: TrainConfig) -> dict:
         kept = [l for l in metrics_path.read_text().splitlines() if l.strip() and json.loads(l)["step"] <= step]
         atomic_write_text(metrics_path, "".join(l + "\n" for l in kept))
     interrupted = {"flag": False}
-    signal.signal(signal.SIGINT, lambda *_: interrupted.update(flag=True))
+    previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.update(flag=True))
 
     cache, trunc, end = {}, {}, min(cfg.steps, cfg.stop_after or cfg.steps)
     window = {"tokens": 0, "time": time.time(), "code": [], "plan": []}
     n_params = raw_model.num_parameters()
     raw_model.train()
-    while step < end and not interrupted["flag"]:
+    stop = False
+    while step < end and not stop:
         lr = lr_at(step, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -358,6 +394,11 @@ def train(cfg: TrainConfig) -> dict:
             with (contextlib.nullcontext() if sync else loss_module.no_sync()), autocast:
                 loss, parts = loss_module(batch)
                 scaler.scale(loss / cfg.grad_accum).backward()
+            if world > 1:
+                # log the loss of the global batch, not rank 0's shard: the mean over the ranks that had each task
+                sums = torch.tensor([[float(parts[t]), 1.0] if t in parts else [0.0, 0.0] for t in ("code", "plan")], device=device)
+                dist.all_reduce(sums)
+                parts = {t: sums[i, 0] / sums[i, 1] for i, t in enumerate(("code", "plan")) if sums[i, 1] > 0}
             for task, value in parts.items():
                 window[task].append(float(value))
         scaler.unscale_(optimizer)
@@ -366,6 +407,12 @@ def train(cfg: TrainConfig) -> dict:
         scaler.update()
         optimizer.zero_grad(set_to_none=True)
         step += 1
+        stop = interrupted["flag"]
+        if world > 1:
+            # all ranks stop after the same step, or one would wait forever in the next all-reduce
+            flag = torch.tensor(float(stop), device=device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            stop = bool(flag)
 
         if is_main and (step % cfg.log_interval == 0 or step == end):
             elapsed = time.time() - window["time"]
@@ -393,11 +440,11 @@ def train(cfg: TrainConfig) -> dict:
             if vl.get("valid_code", float("inf")) < best:
                 best = vl["valid_code"]
                 save_checkpoint(run_dir / "best.pt", raw_model, optimizer, scaler, step, best, cfg, run_dir / "tokenizer.model")
-        if is_main and (step % cfg.save_interval == 0 or step == end or interrupted["flag"]):
+        if is_main and (step % cfg.save_interval == 0 or step == end or stop):
             save_checkpoint(ckpt_path, raw_model, optimizer, scaler, step, best, cfg, run_dir / "tokenizer.model")
 
-    summary = {"step": step, "best_valid_code": best, "truncated": trunc}
-    if interrupted["flag"]:
+    summary = {"step": step, "best_valid_code": best if best < float("inf") else None, "truncated": trunc}   # JSON has no Infinity
+    if stop:
         if is_main:
             log(f"interrupted: saved {ckpt_path} at step {step}; continue with --name {cfg.name} --resume")
         summary["interrupted"] = True
@@ -409,6 +456,7 @@ def train(cfg: TrainConfig) -> dict:
         if trunc:
             log(f"truncated examples: {trunc}")
         atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    signal.signal(signal.SIGINT, previous_handler)   # a caller in the same process gets Ctrl-C back
     if dist.is_initialized():
         dist.destroy_process_group()
     return summary
@@ -418,7 +466,7 @@ def main(argv=None) -> None:
     cfg = parse_args(argv)
     try:
         summary = train(cfg)
-    except data.DataError as e:
+    except (data.DataError, teacher.TeacherError) as e:
         print(f"train.py: {e}", file=sys.stderr)
         sys.exit(2)
     if summary.get("interrupted"):

@@ -393,6 +393,18 @@ def real_texts():
     return texts
 
 
+def test_tokenizer_vocab_too_small_names_path_and_size(tmp_path):
+    path = tmp_path / "tiny.model"
+    with pytest.raises(data.DataError) as e:
+        data.Tokenizer.train(["def f(x):\n    return x + 1\n"] * 3, str(path), vocab_size=8)
+    message = str(e.value)
+    assert str(path) in message and "vocab_size 8" in message
+    needed = int(message.split("at least ")[1].split()[0])
+    assert needed > 256 + len(data.TASK_MARKERS)   # byte fallback alone takes 256 ids
+    assert not path.exists()
+    assert data.Tokenizer.train(["def f(x):\n    return x + 1\n"] * 3, str(path), vocab_size=needed).vocab_size >= needed
+
+
 @pytest.mark.skipif(not SHARED.exists(), reason="../shared/data is absent")
 def test_tokenizer_round_trips_every_real_text(tokenizer):
     texts = real_texts()

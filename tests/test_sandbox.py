@@ -1,6 +1,6 @@
-"""Tests of sandbox.py: comparison rules, assert conversion, test kinds, verdicts, the hostile-program
-suite (each checks the verdict and that nothing leaked), the CLI, pass@k, and real benchmark data
-(when ../shared/data exists)."""
+"""Tests of judge.py (comparison rules, assert conversion) and sandbox.py: test kinds, verdicts,
+the hostile-program suite (each checks the verdict and that nothing leaked), the CLI, pass@k, and
+real benchmark data (when ../shared/data exists)."""
 import itertools
 import json
 import math
@@ -16,6 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import data  # noqa: E402
+import judge  # noqa: E402
 import sandbox  # noqa: E402
 from codeplan import pass_at_k  # noqa: E402
 from data import Problem, Test  # noqa: E402
@@ -83,7 +84,7 @@ ADD = "a, b = map(int, input().split())\nprint(a + b)\n"
     ("x\r\ny\r\n", "x\ny\n", True),
 ])
 def test_outputs_match(expected, actual, ok):
-    assert sandbox.outputs_match(expected, actual) is ok
+    assert judge.outputs_match(expected, actual) is ok
 
 
 @pytest.mark.parametrize("source, convertible", [
@@ -105,7 +106,7 @@ def test_outputs_match(expected, actual, ok):
     ("for i in range(3):\n    assert f(i) == i\n", False),
 ])
 def test_convert_asserts(source, convertible):
-    assert (sandbox.convert_asserts(source) is not None) is convertible
+    assert (judge.convert_asserts(source) is not None) is convertible
 
 
 # ----------------------------------------------------------------------------- test kinds and verdicts
@@ -361,7 +362,8 @@ def test_cli_scores_samples(tmp_path):
     (tmp_path / "mbpp.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     samples = tmp_path / "samples.jsonl"
     samples.write_text("".join(json.dumps(s) + "\n" for s in [
-        {"task_id": "1", "code": rows[0]["code"]}, {"task_id": "1", "code": "def add(a, b):\n    return a\n"},
+        {"task_id": "1", "code": rows[0]["code"], "rank": 0, "plan": "add them"},
+        {"task_id": "1", "code": "def add(a, b):\n    return a\n"},
         {"task_id": 2, "code": "def neg(a):\n    return a\n"}, {"task_id": 2, "code": "while True: pass"}]))
     cmd = [sys.executable, str(ROOT / "sandbox.py"), "--data", f"mbpp:{tmp_path / 'mbpp.jsonl'}",
            "--samples", str(samples), "--k", "1,2,5", "--timeout", "0.5", "--workers", "2"]
@@ -370,6 +372,9 @@ def test_cli_scores_samples(tmp_path):
     results = [json.loads(line) for line in (tmp_path / "samples_results.jsonl").read_text().splitlines()]
     assert [r["status"] for r in results] == ["passed", "wrong_answer", "wrong_answer", "timeout"]
     assert results[0]["tests"] == ["passed", "passed"] and results[0]["task_id"] == "1"
+    # identifying fields of a sample (rank, plan_id) are carried over; nothing else of it is
+    assert list(results[0]) == ["task_id", "rank", "passed", "status", "tests", "time"] and results[0]["rank"] == 0
+    assert list(results[1]) == ["task_id", "passed", "status", "tests", "time"]
     all_row = next(line for line in out.stdout.splitlines() if line.startswith("all"))
     assert all_row.split()[1:] == ["2", "25.00%", "50.00%"]   # pass@1 = (1/2 + 0)/2, pass@2 = (1 + 0)/2
     assert "pass@5" not in out.stdout and "1 of 3 problems have no samples" in out.stdout

@@ -1,5 +1,5 @@
 """The synthetic benchmark: determinism, splits, held-out combinations, tests, and that every
-reference solution passes all its tests when run as a program."""
+reference solution passes all its tests when run as a program in the sandbox."""
 from __future__ import annotations
 
 import json
@@ -14,6 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import sandbox  # noqa: E402
 import synthetic  # noqa: E402
 from data import Problem  # noqa: E402
 
@@ -137,48 +138,23 @@ def test_step_counts_follow_the_difficulty_shares():
     assert Counter(counts) == {1: 200, 2: 200, 3: 175, 4: 175, 5: 125, 6: 125}
 
 
-HARNESS = r'''
-import contextlib, io, json, sys
-jobs = json.load(sys.stdin)
-failures, ran = [], 0
-for job in jobs:
-    for test in job["tests"]:
-        ran += 1
-        try:
-            if test["kind"] == "stdio":
-                sys.stdin, captured = io.StringIO(test["input"]), io.StringIO()
-                with contextlib.redirect_stdout(captured):
-                    exec(compile(job["code"], "<solution>", "exec"), {"__name__": "__main__"})
-                got = captured.getvalue()
-            else:
-                namespace = {"__name__": "solution"}
-                exec(compile(job["code"], "<solution>", "exec"), namespace)
-                got = namespace[job["fn_name"]](*test["input"])
-            ok = got == test["output"]
-        except Exception as error:
-            ok, got = False, repr(error)
-        if not ok:
-            failures.append({"id": job["id"], "style": job["style"], "input": test["input"], "expected": test["output"], "got": got})
-sys.stdin = sys.__stdin__
-print(json.dumps({"ran": ran, "failures": failures}))
-'''
-
-
 def test_every_reference_solution_passes_all_its_tests(splits):
     rng = random.Random(0)
-    jobs = []
+    jobs, labels = [], []
     for split in synthetic.SPLITS:
         for p in rng.sample(splits[split], 40):
             p = Problem.from_dict(json.loads(json.dumps(p.to_dict())))   # as the cache stores it
-            tests = [t.__dict__ for t in p.public_tests + p.hidden_tests]
             for style, code in zip(("compact", "loops"), p.solutions):
-                jobs.append({"id": p.id, "style": style, "code": code, "fn_name": p.fn_name, "tests": tests})
-    assert {job["fn_name"] is None for job in jobs} == {True, False}
-    result = subprocess.run([sys.executable, "-c", HARNESS], input=json.dumps(jobs), capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
-    assert report["ran"] == sum(len(job["tests"]) for job in jobs) > 0
-    assert report["failures"] == []
+                for which in ("public", "hidden"):
+                    jobs.append((p, code, which))
+                    labels.append((p.id, style, which))
+    assert {p.fn_name is None for p, _, _ in jobs} == {True, False}
+    verdicts = sandbox.evaluate_many(jobs, workers=2, timeout=10.0)
+    failures = {label: v.message for label, v in zip(labels, verdicts) if not v.passed}
+    assert failures == {}
+    ran = [len(v.tests) for v in verdicts]
+    expected = [len(p.public_tests if which == "public" else p.hidden_tests) for p, _, which in jobs]
+    assert ran == expected and all(v.tests == ["passed"] * n for v, n in zip(verdicts, ran))
 
 
 def test_solution_styles_differ_and_are_short(splits):

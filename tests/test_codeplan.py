@@ -1,0 +1,239 @@
+"""codeplan.py: task formats, example building, batch encoding, the multi-task loss, ranking and pass@k."""
+import math
+import random
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import codeplan  # noqa: E402
+import data  # noqa: E402
+import model  # noqa: E402
+from codeplan import Candidate  # noqa: E402
+from data import Problem, Test  # noqa: E402
+
+
+class CharTokenizer:
+    """One id per character: enough for encode_batch, whose only needs are encode() and eos_id."""
+    pad_id, eos_id = 0, 1
+
+    def encode(self, text: str) -> list[int]:
+        return [3 + ord(c) % 250 for c in text]
+
+
+def call_problem(pid="p1", question="Add one to x.", solutions=("def f(x):\n    return x + 1\n",)) -> Problem:
+    return Problem(id=pid, question=question, solutions=list(solutions), fn_name="f",
+                   public_tests=[Test("call", [1], 2)], hidden_tests=[Test("call", [2], 3)],
+                   difficulty="introductory", source="synthetic", reference_plan="1. Return x + 1.")
+
+
+def mbpp_problem() -> Problem:
+    return Problem(id="11", question="Write a function to remove first and last occurrence of a given character.",
+                   solutions=["def remove_Occ(s, ch):\n    return s\n"],
+                   public_tests=[Test("assert", 'assert remove_Occ("hello","l") == "heo"')],
+                   hidden_tests=[Test("assert", 'assert remove_Occ("abcda","a") == "bcd"')], source="mbpp")
+
+
+# ----------------------------------------------------------------------------- formats
+
+def test_code_source_starts_with_marker_and_includes_plan_only_when_given():
+    p = call_problem()
+    plain = codeplan.code_source(p)
+    with_plan = codeplan.code_source(p, "  1. Return x + 1.\n")
+    assert plain.startswith(codeplan.CODE) and with_plan.startswith(codeplan.CODE)
+    assert codeplan.GIVEN_PLAN not in plain and "Return x + 1" not in plain
+    assert codeplan.GIVEN_PLAN + "1. Return x + 1.\n" in with_plan
+    assert plain.endswith("ANSWER:\n") and with_plan.endswith("ANSWER:\n")
+    assert "Use Call-Based format, function f" in plain
+    assert codeplan.code_source(p, "") == plain          # an empty plan is no plan
+
+
+def test_plan_source_starts_with_plan_marker():
+    p = call_problem()
+    src = codeplan.plan_source(p)
+    assert src.startswith(codeplan.PLAN) and src.endswith("Let's think step by step:\n")
+    assert codeplan.CODE not in src and "Add one to x." in src
+
+
+def test_stdin_problem_says_standard_input():
+    p = Problem(id="s", question="Read n, print n.", solutions=["print(input())"])
+    assert "Use Standard Input format" in codeplan.code_source(p)
+
+
+def test_mbpp_shows_its_public_assert_once():
+    p = mbpp_problem()
+    src = codeplan.code_source(p)
+    assert 'assert remove_Occ("hello","l") == "heo"' in src
+    assert 'assert remove_Occ("abcda","a") == "bcd"' not in src      # hidden tests never shown
+    # an assert already in the statement is not repeated
+    p.question += '\nassert remove_Occ("hello","l") == "heo"'
+    assert codeplan.code_source(p).count('remove_Occ("hello","l")') == 1
+
+
+# ----------------------------------------------------------------------------- examples and batches
+
+def test_make_examples_shortest_vs_all():
+    long, short = "def f(x):\n    y = x + 1\n    return y\n", "def f(x): return x+1\n"
+    problems = [call_problem("a", solutions=(long, short)), call_problem("b", solutions=()), call_problem("c")]
+    plans = {"a": ["1. Add."]}
+    shortest = codeplan.make_examples(problems, plans, "shortest")
+    assert [(e.problem.id, e.solution) for e in shortest] == [("a", short), ("c", problems[2].solutions[0])]
+    assert shortest[0].plans == ["1. Add."] and shortest[1].plans == []
+    every = codeplan.make_examples(problems, plans, "all")
+    assert [(e.problem.id, e.solution) for e in every] == [("a", long), ("a", short), ("c", problems[2].solutions[0])]
+
+
+def examples(n=12):
+    return [codeplan.Example(call_problem(f"p{i}"), "def f(x):\n    return x + 1\n", [f"PLAN-{i} step one."])
+            for i in range(n)]
+
+
+def encode(exs, lam, plan_in_code, max_source=10_000, max_target=10_000, seed=0):
+    counts = {}
+    batch = codeplan.encode_batch(exs, CharTokenizer(), lam, plan_in_code, random.Random(seed),
+                                  max_source, max_target, counts)
+    return batch, counts
+
+
+def decode(ids):
+    return "".join(chr((i - 3) % 250) for i in ids)   # ASCII round trip of CharTokenizer
+
+
+def test_lambda_zero_never_uses_plans():
+    batch, _ = encode(examples(), lam=0.0, plan_in_code=1.0)
+    assert batch["plan"] == [] and len(batch["code"]) == 12
+    assert all("PLAN-" not in decode(s) for s, _ in batch["code"])
+
+
+def test_lambda_one_has_no_code_pairs():
+    batch, _ = encode(examples(), lam=1.0, plan_in_code=0.5)
+    assert batch["code"] == [] and len(batch["plan"]) == 12
+    for (s, t), i in zip(batch["plan"], range(12)):
+        assert decode(s).startswith(codeplan.PLAN) and decode(t[:-1]) == f"PLAN-{i} step one."
+        assert t[-1] == CharTokenizer.eos_id
+
+
+def test_plan_in_code_probability():
+    always, _ = encode(examples(), lam=0.5, plan_in_code=1.0)
+    assert all(f"PLAN-{i}" in decode(s) for i, (s, _) in enumerate(always["code"]))
+    never, _ = encode(examples(), lam=0.5, plan_in_code=0.0)
+    assert all("PLAN-" not in decode(s) for s, _ in never["code"])
+    half, _ = encode(examples(200), lam=0.5, plan_in_code=0.5)
+    with_plan = sum("PLAN-" in decode(s) for s, _ in half["code"])
+    assert 60 < with_plan < 140
+    # the code target is the solution with eos, whatever the input
+    assert all(decode(t[:-1]) == "def f(x):\n    return x + 1\n" and t[-1] == 1 for _, t in half["code"])
+
+
+def test_examples_without_plans_give_no_plan_pair():
+    exs = examples(3)
+    exs[1].plans = []
+    batch, _ = encode(exs, lam=0.5, plan_in_code=1.0)
+    assert len(batch["code"]) == 3 and len(batch["plan"]) == 2
+    assert codeplan.GIVEN_PLAN not in decode(batch["code"][1][0])
+
+
+def test_truncation_is_counted_and_targets_keep_eos():
+    batch, counts = encode(examples(4), lam=0.5, plan_in_code=0.0, max_source=20, max_target=8)
+    assert counts == {"code_source_truncated": 4, "code_target_truncated": 4,
+                      "plan_source_truncated": 4, "plan_target_truncated": 4}
+    for task in ("code", "plan"):
+        for s, t in batch[task]:
+            assert len(s) == 20 and len(t) == 8 and t[-1] == CharTokenizer.eos_id
+    _, none = encode(examples(4), lam=0.5, plan_in_code=0.0)
+    assert none == {}
+
+
+# ----------------------------------------------------------------------------- the multi-task loss
+
+def tiny_model(seed=0) -> model.CodePlanModel:
+    torch.manual_seed(seed)
+    cfg = model.ModelConfig(vocab_size=256, d_model=32, d_kv=8, d_ff=64, num_heads=2, num_layers=1,
+                            num_decoder_layers=1, dropout=0.0)
+    return model.CodePlanModel(cfg)
+
+
+def loss_batch(lam, plan_in_code=0.5):
+    pairs, _ = encode(examples(4), lam=lam, plan_in_code=plan_in_code, max_source=40, max_target=12)
+    return {task: data.collate(p, 0) if p else None for task, p in pairs.items()}
+
+
+def token_mean_ce(net, t, head):
+    logits, _ = net(t["input_ids"], t["attention_mask"], labels=t["labels"], head=head)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), t["labels"].reshape(-1), ignore_index=-100)
+
+
+@pytest.mark.parametrize("lam", [0.25, 0.5, 0.9])
+def test_multitask_loss_is_lambda_mix_of_token_means(lam):
+    net = tiny_model()
+    batch = loss_batch(lam)
+    total, parts = codeplan.MultiTaskLoss(net, lam)(batch)
+    l_code, l_plan = token_mean_ce(net, batch["code"], "code"), token_mean_ce(net, batch["plan"], "plan")
+    assert torch.allclose(total, (1 - lam) * l_code + lam * l_plan, atol=1e-6)
+    assert torch.allclose(parts["code"], l_code) and torch.allclose(parts["plan"], l_plan)
+    assert not parts["code"].requires_grad
+
+
+def test_lambda_zero_leaves_plan_head_without_gradient():
+    net = tiny_model()
+    batch = loss_batch(0.5)        # plan pairs present: lambda 0 must still skip them
+    total, parts = codeplan.MultiTaskLoss(net, 0.0)(batch)
+    total.backward()
+    assert set(parts) == {"code"}
+    assert net.plan_head.weight.grad is None
+    assert net.embedding.weight.grad is not None and net.embedding.weight.grad.abs().sum() > 0
+
+
+def test_lambda_one_runs_only_the_plan_task():
+    net = tiny_model()
+    batch = loss_batch(0.5)
+    total, parts = codeplan.MultiTaskLoss(net, 1.0)(batch)
+    assert set(parts) == {"plan"} and torch.allclose(total, token_mean_ce(net, batch["plan"], "plan"))
+    total.backward()
+    assert net.plan_head.weight.grad is not None
+
+
+def test_multitask_loss_refuses_a_batch_with_no_weighted_task():
+    with pytest.raises(ValueError):
+        codeplan.MultiTaskLoss(tiny_model(), 1.0)({"code": loss_batch(0.0)["code"], "plan": None})
+
+
+# ----------------------------------------------------------------------------- ranking and pass@k
+
+def test_rank_candidates_by_public_rate_then_logprob():
+    cands = [Candidate("a", -1.0, public=0.5), Candidate("b", -3.0, public=1.0), Candidate("c", -0.5, public=0.5),
+             Candidate("d", -0.1, public=None), Candidate("e", -2.0, public=1.0)]
+    assert [c.code for c in codeplan.rank_candidates(cands)] == ["e", "b", "c", "a", "d"]
+    # without public tests: log-probability alone
+    bare = [Candidate("x", -2.0), Candidate("y", -0.2), Candidate("z", -1.0)]
+    assert [c.code for c in codeplan.rank_candidates(bare)] == ["y", "z", "x"]
+
+
+def test_pass_at_k_report_filtered_vs_raw():
+    def row(*passed):
+        return [Candidate(str(i), 0.0, passed=p) for i, p in enumerate(passed)]
+    ranked = [row(True, False, False, False),    # the top candidate passes
+              row(False, True, False, False),    # the second one
+              row(False, False, False, False)]   # none
+    rep = codeplan.pass_at_k_report(ranked, [1, 2, 4, 8])
+    assert rep["filtered_pass@1"] == pytest.approx(1 / 3)
+    assert rep["filtered_pass@2"] == pytest.approx(2 / 3)
+    assert rep["filtered_pass@4"] == pytest.approx(2 / 3)
+    # raw: each of the two solved problems has 1 correct in 4 samples: pass@1 = 1/4, pass@2 = 1/2
+    assert rep["raw_pass@1"] == pytest.approx((0.25 + 0.25) / 3)
+    assert rep["raw_pass@2"] == pytest.approx((0.5 + 0.5) / 3)
+    assert rep["raw_pass@4"] == pytest.approx(2 / 3)
+    assert "filtered_pass@8" not in rep and "raw_pass@8" not in rep     # more than the samples drawn
+
+
+def test_pass_at_k_estimator():
+    assert codeplan.pass_at_k(10, 0, 1) == 0.0
+    assert codeplan.pass_at_k(10, 3, 1) == pytest.approx(0.3)
+    assert codeplan.pass_at_k(5, 2, 2) == pytest.approx(1 - math.comb(3, 2) / math.comb(5, 2))
+    assert codeplan.pass_at_k(4, 3, 2) == 1.0
+    with pytest.raises(ValueError):
+        codeplan.pass_at_k(3, 1, 4)
