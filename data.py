@@ -400,7 +400,7 @@ def load_humaneval(path: Path) -> list[Problem]:
 SYNTHETIC_SPLITS = ("train", "valid", "test")
 
 
-def load_synthetic(path: Path | None, split: str | None, seed: int = 0, sizes: tuple = (20000, 500, 500)) -> list[Problem]:
+def load_synthetic(path: Path | None, split: str | None, seed: int = 0, sizes: tuple = (20000, 500, 200)) -> list[Problem]:
     """Generating takes seconds, so the result is cached as JSON lines keyed by the generator's
     VERSION: a changed generator never serves stale problems. PATH may name such a file."""
     if split is not None and split not in SYNTHETIC_SPLITS:

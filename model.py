@@ -40,7 +40,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 PRESETS = {  # d_model, d_kv, d_ff, heads, encoder layers, decoder layers
-    "tiny": dict(d_model=256, d_kv=64, d_ff=1024, num_heads=4, num_layers=4, num_decoder_layers=4),
+    "tiny": dict(d_model=192, d_kv=48, d_ff=768, num_heads=4, num_layers=4, num_decoder_layers=4),
     "small": dict(d_model=512, d_kv=64, d_ff=2048, num_heads=8, num_layers=6, num_decoder_layers=6),
     "base": dict(d_model=768, d_kv=64, d_ff=3072, num_heads=12, num_layers=12, num_decoder_layers=12),
     "large": dict(d_model=1024, d_kv=64, d_ff=4096, num_heads=16, num_layers=24, num_decoder_layers=24),

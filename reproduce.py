@@ -92,9 +92,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="RQ1 + RQ3 only (fine-tuning vs CodePLAN, N up to 16), a reduced per-run budget: within an hour on 2 CPU cores")
     p.add_argument("--seeds", type=int, default=3, help="seeds per configuration (0 .. SEEDS-1)")
-    p.add_argument("--steps", type=int, default=0, help=f"training steps per run, equal for every configuration; default {d.steps // 3} with --quick (a third of train.py's {d.steps}), else {d.steps}")
+    p.add_argument("--steps", type=int, default=0, help=f"training steps per run, equal for every configuration; default {d.steps // 2} with --quick (half of train.py's {d.steps}), else {d.steps}")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="problems per training step, equal for every configuration")
-    p.add_argument("--limit", type=int, default=-1, help="score the first LIMIT test problems; 0 = all; default 200 with --quick, else all")
+    p.add_argument("--limit", type=int, default=-1, help="score the first LIMIT test problems; 0 = all; default 100 with --quick, else all")
     p.add_argument("--setups", default="", help=f"comma-separated configurations to run, from {', '.join(SETUPS)}; default {','.join(QUICK_SETUPS)} with --quick, else all")
     p.add_argument("--corrupt-share", type=float, default=0.5, help="share of each plan's steps corrupted in the 'corrupted' configuration")
     p.add_argument("--train-args", default="", help="extra flags appended to every train.py call, e.g. '--preset small --plan-in-code 0.3'")
@@ -103,8 +103,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--report-only", action="store_true", help="run nothing; rebuild the table from the runs finished so far")
     args = p.parse_args(argv)
     args.mode = "quick" if args.quick else "full"
-    args.steps = args.steps or (d.steps // 3 if args.quick else d.steps)
-    args.limit = (200 if args.quick else 0) if args.limit < 0 else args.limit
+    args.steps = args.steps or (d.steps // 2 if args.quick else d.steps)
+    args.limit = (100 if args.quick else 0) if args.limit < 0 else args.limit
     args.setups = [s for s in args.setups.split(",") if s] or list(QUICK_SETUPS if args.quick else SETUPS)
     unknown = [s for s in args.setups if s not in SETUPS]
     if unknown:

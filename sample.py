@@ -139,10 +139,8 @@ def main(argv=None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     cores = os.cpu_count() or 1
     workers = args.workers or (cores if device.type == "cuda" else max(1, cores // 2))
-    if device.type == "cpu":
-        # generation and the sandbox share the cores: oversubscribed torch threads spin-wait and
-        # slow small decoding steps by an order of magnitude
-        torch.set_num_threads(max(1, cores - workers))
+    if device.type == "cpu" and os.environ.get("CODEPLAN_THREADS"):
+        torch.set_num_threads(int(os.environ["CODEPLAN_THREADS"]))
     config = {**vars(args), "checkpoint": str(ckpt), "data": spec, "problems": len(problems), "k": ks, "device": str(device),
               "sandbox_workers": workers, "torch_threads": torch.get_num_threads()}
     write_text(out / "config.json", json.dumps(config, indent=2) + "\n")

@@ -567,7 +567,7 @@ def make_problem(rng: random.Random, split: str, n_steps: int, fmt: str, holdout
         difficulty=difficulty_of(n_steps), source="synthetic", reference_plan=reference_plan(steps, fmt))
 
 
-def generate(seed: int = 0, sizes: tuple[int, int, int] = (20000, 500, 500), progress: bool = False) -> dict[str, list[Problem]]:
+def generate(seed: int = 0, sizes: tuple[int, int, int] = (20000, 500, 200), progress: bool = False) -> dict[str, list[Problem]]:
     """The train / valid / test splits; the same seed and sizes always give the same problems."""
     if len(sizes) != 3 or any(n < 0 for n in sizes):
         raise SyntheticError(f"synthetic: sizes must be three counts >= 0 (train, valid, test), got {sizes!r}")
@@ -633,7 +633,7 @@ def print_stats(splits: dict[str, list[Problem]], seconds: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=0, help="generator seed; the same seed always gives the same splits")
-    parser.add_argument("--sizes", type=int, nargs=3, default=(20000, 500, 500), metavar=("TRAIN", "VALID", "TEST"),
+    parser.add_argument("--sizes", type=int, nargs=3, default=(20000, 500, 200), metavar=("TRAIN", "VALID", "TEST"),
                         help="number of problems in the train, valid and test splits")
     parser.add_argument("--split", choices=SPLITS, default="train", help="split that --show prints from")
     parser.add_argument("--show", type=int, default=0, metavar="N", help="print the first N problems of --split readably")

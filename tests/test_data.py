@@ -274,7 +274,7 @@ def test_synthetic_generates_once_and_caches(tmp_path, monkeypatch):
     monkeypatch.setenv("CODEPLAN_DATA", str(tmp_path))
     calls = []
 
-    def generate(seed=0, sizes=(20000, 500, 500)):
+    def generate(seed=0, sizes=(20000, 500, 200)):
         calls.append((seed, sizes))
         make = lambda s, i: Problem(id=f"{s}-{i}", question="q", solutions=["print(1)"], public_tests=[Test("stdio", "", "1\n")],
                                     hidden_tests=[Test("call", [[1, 2]], [2, 1])], difficulty="interview",
@@ -283,7 +283,7 @@ def test_synthetic_generates_once_and_caches(tmp_path, monkeypatch):
 
     monkeypatch.setitem(sys.modules, "synthetic", types.SimpleNamespace(VERSION=7, generate=generate))
     assert [p.id for p in data.load_problems("synthetic", "valid")] == ["valid-0", "valid-1"]
-    cached = tmp_path / "synthetic-0-20000x500x500-v7.jsonl"
+    cached = tmp_path / "synthetic-0-20000x500x200-v7.jsonl"
     assert cached.exists() and len(data.load_problems("synthetic")) == 6 and len(calls) == 1
     test = data.load_problems(f"synthetic:{cached}", "test")
     assert test[0].hidden_tests == [Test("call", [[1, 2]], [2, 1])] and test[0].reference_plan == "1. Print one."

@@ -152,10 +152,10 @@ def test_plan_tasks_equal_budget_and_layout(tmp_path):
     trains = [t for t in tasks if t.kind == "train"]
     assert [t.name for t in trains] == ["ft-seed0", "codeplan-seed0", "ft-seed1", "codeplan-seed1"]
     for t in trains:
-        assert t.argv[t.argv.index("--steps") + 1] == "5" and t.argv[t.argv.index("--batch-size") + 1] == "32"
+        assert t.argv[t.argv.index("--steps") + 1] == "5" and t.argv[t.argv.index("--batch-size") + 1] == "16"
         assert t.folder == tmp_path / "quick" / "runs" / t.name
     assert [t.kind for t in tasks[:7]] == ["train", "direct", "train", "direct", "greedy-plan", "n4", "n16"]
-    assert all(t.argv[t.argv.index("--limit") + 1] == "200" for t in tasks if t.kind != "train")
+    assert all(t.argv[t.argv.index("--limit") + 1] == "100" for t in tasks if t.kind != "train")
 
 
 def test_finished_runs_are_skipped_and_unfinished_ones_run(tmp_path, monkeypatch):
