@@ -138,9 +138,8 @@ def main(argv=None) -> None:
     out = Path(args.out) if args.out else ckpt.parent / f"sample-{args.split}-{mode_name(args)}"
     out.mkdir(parents=True, exist_ok=True)
     cores = os.cpu_count() or 1
+    # on CPU, generation needs the cores more than the sandbox, which is idle most of the time
     workers = args.workers or (cores if device.type == "cuda" else max(1, cores // 2))
-    if device.type == "cpu" and os.environ.get("CODEPLAN_THREADS"):
-        torch.set_num_threads(int(os.environ["CODEPLAN_THREADS"]))
     config = {**vars(args), "checkpoint": str(ckpt), "data": spec, "problems": len(problems), "k": ks, "device": str(device),
               "sandbox_workers": workers, "torch_threads": torch.get_num_threads()}
     write_text(out / "config.json", json.dumps(config, indent=2) + "\n")

@@ -84,7 +84,7 @@ _CALL_PRELUDE = ("from typing import *\nimport sys, math, heapq, bisect, itertoo
 def _make_serialiser():
     """Serialiser built from builtins captured now, before any program code runs."""
     import collections
-    _type, _isinstance, _issubclass, _len, _hex = type, isinstance, issubclass, len, hex
+    _type, _issubclass, _hex = type, issubclass, hex
     _cls_attr = type.__getattribute__
     dict_like = (collections.Counter, collections.OrderedDict, collections.defaultdict)
     bases = ((bool, None), (int, "i"), (float, None), (str, None), (bytes, "b"), (complex, "c"),

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -16,30 +15,13 @@ import codeplan  # noqa: E402
 import data  # noqa: E402
 import model  # noqa: E402
 import sample  # noqa: E402
-import synthetic  # noqa: E402
 import teacher  # noqa: E402
 import train  # noqa: E402
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
-MICRO = dict(d_model=64, d_kv=16, d_ff=128, num_heads=2, num_layers=2, num_decoder_layers=2)
+from conftest import MICRO  # noqa: E402
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # a micro model gains nothing from threads, and on 2 busy cores they make it many times slower
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def spec(tmp_path_factory) -> str:
-    path = tmp_path_factory.mktemp("synthetic") / "synthetic-small.jsonl"
-    splits = synthetic.generate(0, (200, 20, 20))
-    path.write_text("".join(json.dumps({"split": s, **p.to_dict()}) + "\n" for s in ("train", "valid", "test")
-                            for p in splits[s]))
-    return f"synthetic:{path}"
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

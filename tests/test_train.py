@@ -21,10 +21,12 @@ sys.path.insert(0, str(ROOT))
 import codeplan  # noqa: E402
 import data  # noqa: E402
 import model  # noqa: E402
-import synthetic  # noqa: E402
 import train  # noqa: E402
 
-MICRO = dict(d_model=64, d_kv=16, d_ff=128, num_heads=2, num_layers=2, num_decoder_layers=2)
+from conftest import MICRO  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 WRAPPER = """import sys
 sys.path.insert(0, {root!r})
 import model
@@ -34,28 +36,9 @@ train.main()
 """
 
 
-@pytest.fixture(scope="module")
-def spec(tmp_path_factory) -> str:
-    """A 200/20/20 synthetic benchmark as a `synthetic:PATH` data spec."""
-    path = tmp_path_factory.mktemp("synthetic") / "synthetic-small.jsonl"
-    splits = synthetic.generate(0, (200, 20, 20))
-    path.write_text("".join(json.dumps({"split": s, **p.to_dict()}) + "\n" for s in ("train", "valid", "test")
-                            for p in splits[s]))
-    return f"synthetic:{path}"
-
-
 @pytest.fixture(autouse=True)
 def micro_preset(monkeypatch):
     monkeypatch.setitem(model.PRESETS, "tiny", MICRO)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # a micro model gains nothing from threads, and on 2 busy cores they make it many times slower
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
