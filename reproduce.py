@@ -82,6 +82,7 @@ SETUPS = {
     "corrupted": Setup("CodePLAN, corrupted plans (lambda 0.5)", 0.5, "corrupted", ("direct", "n16")),
 }
 QUICK_SETUPS = ("ft", "codeplan")
+QUICK_STEPS = 300   # per run, so that 3 seeds x (fine-tuning + CodePLAN) and their sampling fit an hour on 2 cores
 TRAIN_SET = {"--lambda", "--seed", "--name", "--out", "--steps", "--batch-size", "--resume", "--plans", "--pass1-limit"}
 SAMPLE_SET = {"--checkpoint", "--out", "--seed", "--limit", "--n", "--greedy-plan", "--plans-from", "--samples-per-plan"}
 BASELINE = ("ft", "direct")  # relative gains are measured against its pass@1
@@ -92,7 +93,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="RQ1 + RQ3 only (fine-tuning vs CodePLAN, N up to 16), a reduced per-run budget: within an hour on 2 CPU cores")
     p.add_argument("--seeds", type=int, default=3, help="seeds per configuration (0 .. SEEDS-1)")
-    p.add_argument("--steps", type=int, default=0, help=f"training steps per run, equal for every configuration; default {d.steps // 2} with --quick (half of train.py's {d.steps}), else {d.steps}")
+    p.add_argument("--steps", type=int, default=0, help=f"training steps per run, equal for every configuration; default {QUICK_STEPS} with --quick, else train.py's {d.steps}")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="problems per training step, equal for every configuration")
     p.add_argument("--limit", type=int, default=-1, help="score the first LIMIT test problems; 0 = all; default 100 with --quick, else all")
     p.add_argument("--setups", default="", help=f"comma-separated configurations to run, from {', '.join(SETUPS)}; default {','.join(QUICK_SETUPS)} with --quick, else all")
@@ -103,7 +104,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--report-only", action="store_true", help="run nothing; rebuild the table from the runs finished so far")
     args = p.parse_args(argv)
     args.mode = "quick" if args.quick else "full"
-    args.steps = args.steps or (d.steps // 2 if args.quick else d.steps)
+    args.steps = args.steps or (QUICK_STEPS if args.quick else d.steps)
     args.limit = (100 if args.quick else 0) if args.limit < 0 else args.limit
     args.setups = [s for s in args.setups.split(",") if s] or list(QUICK_SETUPS if args.quick else SETUPS)
     unknown = [s for s in args.setups if s not in SETUPS]
