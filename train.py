@@ -45,7 +45,7 @@ class TrainConfig:
     solutions: str = "shortest"
     preset: str = ""
     vocab_size: int = 4096
-    steps: int = 600
+    steps: int = 500
     stop_after: int = 0
     batch_size: int = 16
     grad_accum: int = 1
