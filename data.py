@@ -479,7 +479,10 @@ DOWNLOADS = {
 }
 
 
-def write_atomic(path: Path, payload: bytes) -> None:
+def write_atomic(path: Path, payload: bytes | str) -> None:
+    """Write through a temp file and rename, so readers never see a half-written file."""
+    if isinstance(payload, str):
+        payload = payload.encode()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:

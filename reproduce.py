@@ -122,13 +122,6 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 # ----------------------------------------------------------------------------- corrupted plans (RQ2 stand-in)
 
 def corrupt_plan(plan: str, share: float, rng: random.Random, foreign_steps: list[str],
@@ -176,7 +169,7 @@ def write_corrupted_plans(problems: list[data.Problem], path: Path, share: float
         lines.append(json.dumps({"task_id": task_id, "plan": corrupt_plan(plan, share, rng, pool), "mode": "corrupted",
                                  "model": f"reference-corrupted-{share:g}", "prompt_version": None, "solution_index": None,
                                  "status": "ok", "reason": "", "usage": {}, "corruption": {"share": share, "seed": seed}}))
-    write_atomic(path, "\n".join(lines) + "\n")
+    data.write_atomic(path, "\n".join(lines) + "\n")
 
 
 def reference_test_plans(root: Path) -> Path:
@@ -226,7 +219,7 @@ class Task:
             before = " ".join(json.loads(stamp.read_text()))
             raise ReproduceError(f"{stamp}: this run was made with other settings:\n  {before}\nnow asked for:\n  "
                                  f"{' '.join(self.argv)}\npass another --out or delete {self.folder}")
-        write_atomic(stamp, json.dumps(self.argv) + "\n")
+        data.write_atomic(stamp, json.dumps(self.argv) + "\n")
 
 
 def rel(path: Path) -> str:
@@ -305,7 +298,7 @@ def run_all(tasks: list[Task], root: Path) -> None:
         t0 = time.time()
         run_logged(task)
         ledger[task.name] = {"kind": task.kind, "seconds": ledger.get(task.name, {}).get("seconds", 0) + time.time() - t0}
-        write_atomic(ledger_path, json.dumps(ledger, indent=1) + "\n")
+        data.write_atomic(ledger_path, json.dumps(ledger, indent=1) + "\n")
 
 
 def eta(left: list[Task], ledger: dict) -> float | None:
@@ -451,9 +444,9 @@ def write_report(args, root: Path, tasks: list[Task], wall: float) -> str:
     if records and plot(records, root / "pass1_vs_n.png"):
         lines += ["", "![pass@1 vs N](pass1_vs_n.png)"]
     text = "\n".join(lines) + "\n"
-    write_atomic(root / "results.md", text)
+    data.write_atomic(root / "results.md", text)
     summary = {"mode": args.mode, "settings": vars(args), "machine": machine_line(), "wall_s": wall, "runs": records, "timings": ledger}
-    write_atomic(root / "results.json", json.dumps(summary, indent=1) + "\n")
+    data.write_atomic(root / "results.json", json.dumps(summary, indent=1) + "\n")
     return text
 
 
@@ -469,7 +462,7 @@ def main(argv=None) -> None:
     try:
         tasks = plan_tasks(args, root)
         if not args.report_only:
-            write_atomic(root / "config.json", json.dumps({**vars(args), "train_defaults": asdict(train.TrainConfig()),
+            data.write_atomic(root / "config.json", json.dumps({**vars(args), "train_defaults": asdict(train.TrainConfig()),
                                                             "tasks": [t.argv for t in tasks]}, indent=1) + "\n")
             prepare_inputs(args, root)
             run_all(tasks, root)

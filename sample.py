@@ -104,16 +104,6 @@ def report_table(problems, ranked, ks: list[int]) -> str:
     return "\n".join([head, "|" + "---|" * (len(header) + 2)] + rows)
 
 
-def write_jsonl(path: Path, rows) -> None:
-    write_text(path, "".join(json.dumps(row) + "\n" for row in rows))
-
-
-def write_text(path: Path, text: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def main(argv=None) -> None:
     args = parse_args(argv)
     device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -142,7 +132,7 @@ def main(argv=None) -> None:
     workers = args.workers or (cores if device.type == "cuda" else max(1, cores // 2))
     config = {**vars(args), "checkpoint": str(ckpt), "data": spec, "problems": len(problems), "k": ks, "device": str(device),
               "sandbox_workers": workers, "torch_threads": torch.get_num_threads()}
-    write_text(out / "config.json", json.dumps(config, indent=2) + "\n")
+    data.write_atomic(out / "config.json", json.dumps(config, indent=2) + "\n")
     print(f"{ckpt} | {spec} {args.split}: {len(problems)} problems | mode {mode_name(args)} | {device}", file=sys.stderr)
 
     started = time.time()
@@ -167,8 +157,8 @@ def main(argv=None) -> None:
             samples.append({"task_id": p.id, "code": c.code, "plan": c.plan, "plan_id": c.plan_id, "rank": rank,
                             "logprob": c.logprob, "public_pass_rate": c.public})
             results.append(sandbox.result_row(p.id, c, rank=rank, plan_id=c.plan_id))
-    write_jsonl(out / "samples.jsonl", samples)
-    write_jsonl(out / "samples_results.jsonl", results)
+    data.write_atomic(out / "samples.jsonl", "".join(json.dumps(row) + "\n" for row in samples))
+    data.write_atomic(out / "samples_results.jsonl", "".join(json.dumps(row) + "\n" for row in results))
 
     no_public = sum(not p.public_tests for p in problems)
     table = report_table(problems, ranked, ks)
@@ -179,7 +169,7 @@ def main(argv=None) -> None:
              f"{len(problems) / wall:.2f} problems/s; wall {wall:.0f} s: generation {timing['generate_s']:.0f} s, "
              f"waiting for the sandbox after generation {timing['execute_wait_s']:.0f} s; "
              f"{no_public} problems without public tests ranked by log-probability only"]
-    write_text(out / "report.md", "\n".join(lines) + "\n")
+    data.write_atomic(out / "report.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"wrote {out}/", file=sys.stderr)
 

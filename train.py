@@ -116,12 +116,6 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 # ----------------------------------------------------------------------------- data
 
 def load_plans(cfg: TrainConfig, problems: list[data.Problem], run_dir: Path, is_main: bool) -> dict[str, list[str]]:
@@ -332,7 +326,7 @@ def train(cfg: TrainConfig) -> dict:
         if cfg.resume and not ckpt_path.exists():
             raise SystemExit(f"--resume: no checkpoint at {ckpt_path}")
         run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "config.json", json.dumps({**asdict(cfg), "device": str(device), "world_size": world}, indent=2) + "\n")
+        data.write_atomic(run_dir / "config.json", json.dumps({**asdict(cfg), "device": str(device), "world_size": world}, indent=2) + "\n")
     if dist.is_initialized():
         dist.barrier()
 
@@ -369,7 +363,7 @@ def train(cfg: TrainConfig) -> dict:
     if is_main and cfg.resume and metrics_path.exists():
         # drop lines a killed run logged after its last checkpoint, so the log reads as one run
         kept = [l for l in metrics_path.read_text().splitlines() if l.strip() and json.loads(l)["step"] <= step]
-        atomic_write_text(metrics_path, "".join(l + "\n" for l in kept))
+        data.write_atomic(metrics_path, "".join(l + "\n" for l in kept))
     interrupted = {"flag": False}
     previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.update(flag=True))
 
@@ -455,7 +449,7 @@ def train(cfg: TrainConfig) -> dict:
     if is_main:
         if trunc:
             log(f"truncated examples: {trunc}")
-        atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        data.write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     signal.signal(signal.SIGINT, previous_handler)   # a caller in the same process gets Ctrl-C back
     if dist.is_initialized():
         dist.destroy_process_group()
