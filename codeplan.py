@@ -133,10 +133,10 @@ class MultiTaskLoss(torch.nn.Module):
 @torch.no_grad()
 def generate_texts(model, tokenizer, sources: list[str], head: str, n: int = 1, temperature: float = 0.0,
                    top_p: float = 1.0, max_new_tokens: int = 256, max_source: int = 512,
-                   batch_size: int = 32, generator: torch.Generator | None = None) -> list[list[tuple[str, float]]]:
-    """For each source, n decoded texts with their log-probabilities, batched over sources."""
+                   batch_size: int = 32, generator: torch.Generator | None = None) -> list[list[tuple[str, float, int]]]:
+    """For each source, n decoded texts with their log-probabilities and token counts, batched over sources."""
     device = next(model.parameters()).device
-    results: list[list[tuple[str, float]]] = []
+    results: list[list[tuple[str, float, int]]] = []
     per_batch = max(1, batch_size // max(1, n))
     for i in range(0, len(sources), per_batch):
         ids = [tokenizer.encode(s)[:max_source] for s in sources[i:i + per_batch]]
@@ -147,7 +147,9 @@ def generate_texts(model, tokenizer, sources: list[str], head: str, n: int = 1, 
                                           num_return_sequences=n, generator=generator)
         for b in range(len(ids)):
             rows = range(b * n, (b + 1) * n)
-            results.append([(tokenizer.decode(tokens[r]), float(logprobs[r])) for r in rows])
+            # the log-probability counts the EOS token too, unless the text was cut at max_new_tokens
+            results.append([(tokenizer.decode(tokens[r]), float(logprobs[r]), min(len(tokens[r]) + 1, max_new_tokens))
+                            for r in rows])
     return results
 
 
@@ -163,79 +165,178 @@ class Candidate:
     logprob: float                 # log p(plan) + log p(code | plan) under the model
     plan: str | None = None
     plan_id: int | None = None
+    tokens: int = 0                # generated tokens behind logprob (plan and code)
     public: float | None = None    # share of public tests passed; None when the problem has none
     passed: bool = False           # all hidden tests passed
-    status: str = ""
+    status: str = ""               # the hidden-test verdict; "" while the candidate has not been run
     tests: list[str] | None = None
     time: float = 0.0              # seconds the hidden tests took
 
 
-def rank_candidates(candidates: list[Candidate]) -> list[Candidate]:
-    return sorted(candidates, key=lambda c: (-(c.public or 0.0), -c.logprob))
+RANKINGS = ("logprob", "mean-logprob")
 
 
-def plan_sample(model, tokenizer, problems: list[Problem], pool, n: int = 16, samples_per_plan: int = 1,
-                greedy_plan: bool = False, given_plans: dict[str, list[str]] | None = None,
-                temperature: float = 0.6, top_p: float = 0.95, max_new_tokens: int = 256, max_source: int = 512,
-                batch_size: int = 64, generator: torch.Generator | None = None, progress=None) -> tuple[list[list[Candidate]], dict]:
-    """Ranked candidates per problem, and timings. n = 0 writes code with no plan (the baseline);
-    `given_plans` conditions on those plans instead of sampling (e.g. the teacher's: an upper bound).
-    Programs are decoded greedily when samples_per_plan is 1 (diversity then comes from the plans),
-    and sampled at `temperature` otherwise. `pool` is a sandbox.Pool: execution overlaps generation."""
-    m = samples_per_plan
-    code_temperature = 0.0 if m == 1 else temperature
-    per_chunk = max(1, batch_size // max(1, n, m))
-    pending: list[tuple[Candidate, object, object, int]] = []
-    all_candidates: list[list[Candidate]] = [[] for _ in problems]
-    timing = {"generate_s": 0.0}
-    for start in range(0, len(problems), per_chunk):
-        chunk = problems[start:start + per_chunk]
-        t0 = time.time()
-        if given_plans is not None:
-            plans = [[(pl, 0.0) for pl in given_plans.get(p.id, [])] for p in chunk]
-        elif n == 0:
-            plans = [[(None, 0.0)] for _ in chunk]
-        else:
-            plans = generate_texts(model, tokenizer, [plan_source(p) for p in chunk], "plan", n=n,
-                                   temperature=0.0 if greedy_plan else temperature, top_p=top_p,
-                                   max_new_tokens=max_new_tokens, max_source=max_source, batch_size=batch_size,
-                                   generator=generator)
-        flat = [(i, j, plan, lp) for i, row in enumerate(plans) for j, (plan, lp) in enumerate(row)]
-        codes = generate_texts(model, tokenizer, [code_source(chunk[i], plan) for i, _, plan, _ in flat], "code",
-                               n=m, temperature=code_temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                               max_source=max_source, batch_size=batch_size, generator=generator)
-        timing["generate_s"] += time.time() - t0
-        for (i, j, plan, plan_lp), outs in zip(flat, codes):
-            problem = chunk[i]
-            for code, code_lp in outs:
-                cand = Candidate(code=code, logprob=plan_lp + code_lp, plan=plan, plan_id=None if plan is None else j)
-                public = pool.submit(problem, code, "public") if problem.public_tests else None
-                pending.append((cand, public, pool.submit(problem, code, "hidden"), start + i))
-                all_candidates[start + i].append(cand)
-        if progress:
-            progress(min(start + per_chunk, len(problems)), len(problems))
-    t0 = time.time()
-    for cand, public, hidden, _ in pending:
+def program_key(code: str) -> str:
+    """Programs that differ only in trailing whitespace behave the same: they are one program."""
+    return "\n".join(line.rstrip() for line in code.strip().splitlines())
+
+
+def rank_candidates(candidates: list[Candidate], by: str = "logprob") -> list[Candidate]:
+    """The distinct programs, best first: by public-test pass rate, then by log-probability (the
+    sum, or the mean per generated token with by="mean-logprob", which does not favour short
+    programs). Identical programs are ranked once, so that copies of one program cannot fill the
+    top k; the best-scored copy stands for the program."""
+    if by not in RANKINGS:
+        raise ValueError(f"rank_candidates: by must be one of {RANKINGS}, got {by!r}")
+
+    def key(c: Candidate) -> tuple[float, float]:
+        score = c.logprob / max(1, c.tokens) if by == "mean-logprob" else c.logprob
+        return -(c.public or 0.0), -score
+
+    distinct: dict[str, Candidate] = {}
+    for c in sorted(candidates, key=key):
+        distinct.setdefault(program_key(c.code), c)
+    return list(distinct.values())
+
+
+def generate_candidates(model, tokenizer, problems: list[Problem], n: int, samples_per_plan: int, greedy_plan: bool,
+                        given_plans: dict[str, list[str]] | None, temperature: float, top_p: float,
+                        max_new_tokens: int, max_source: int, batch_size: int,
+                        generator: torch.Generator | None) -> list[list[Candidate]]:
+    """The unranked, unscored candidates of each problem, decoded in batches over the problems.
+    n = 0 writes code with no plan (the baseline); `given_plans` conditions on those plans instead
+    of sampling (e.g. the teacher's: an upper bound). Programs are decoded greedily when
+    samples_per_plan is 1 (diversity then comes from the plans), and sampled otherwise."""
+    if given_plans is not None:
+        plans = [[(pl, 0.0, 0) for pl in given_plans.get(p.id, [])] for p in problems]
+    elif n == 0:
+        plans = [[(None, 0.0, 0)] for _ in problems]
+    else:
+        plans = generate_texts(model, tokenizer, [plan_source(p) for p in problems], "plan", n=n,
+                               temperature=0.0 if greedy_plan else temperature, top_p=top_p,
+                               max_new_tokens=max_new_tokens, max_source=max_source, batch_size=batch_size,
+                               generator=generator)
+    flat = [(i, j, plan) for i, row in enumerate(plans) for j, plan in enumerate(row)]
+    codes = generate_texts(model, tokenizer, [code_source(problems[i], plan) for i, _, (plan, _, _) in flat], "code",
+                           n=samples_per_plan, temperature=0.0 if samples_per_plan == 1 else temperature, top_p=top_p,
+                           max_new_tokens=max_new_tokens, max_source=max_source, batch_size=batch_size,
+                           generator=generator)
+    candidates: list[list[Candidate]] = [[] for _ in problems]
+    for (i, j, (plan, plan_lp, plan_tokens)), outs in zip(flat, codes):
+        for code, code_lp, code_tokens in outs:
+            candidates[i].append(Candidate(code=code, logprob=plan_lp + code_lp, plan=plan,
+                                           plan_id=None if plan is None else j, tokens=plan_tokens + code_tokens))
+    return candidates
+
+
+def submit_tests(pool, problem: Problem, candidates: list[Candidate]) -> list:
+    """Queue every candidate's public and hidden tests on a sandbox.Pool; `record_tests` reads the results."""
+    return [(pool.submit(problem, c.code, "public") if problem.public_tests else None, pool.submit(problem, c.code, "hidden"))
+            for c in candidates]
+
+
+def record_tests(candidates: list[Candidate], futures: list) -> None:
+    """Fill in each candidate's public pass rate and hidden verdict (waits for them)."""
+    for cand, (public, hidden) in zip(candidates, futures):
         if public is not None:
             statuses = public.result().tests
             cand.public = sum(s == "passed" for s in statuses) / max(1, len(statuses))
         verdict = hidden.result()
         cand.passed, cand.status, cand.tests, cand.time = verdict.passed, verdict.status, verdict.tests, verdict.time
-    timing["execute_wait_s"] = time.time() - t0
-    return [rank_candidates(c) for c in all_candidates], timing
 
 
-def pass_at_k_report(ranked: list[list[Candidate]], ks: list[int]) -> dict[str, float]:
-    """(a) filtered pass@k: a top-k candidate of the ranked list passes (pass@1 = the top one);
-    (b) raw pass@k: the unbiased estimator over all sampled candidates, ignoring the ranking."""
-    out = {}
-    for k in ks:
-        rows = [c for c in ranked if len(c) >= k]
-        if not rows:
-            continue
-        out[f"filtered_pass@{k}"] = sum(any(x.passed for x in c[:k]) for c in rows) / len(rows)
-        out[f"raw_pass@{k}"] = sum(pass_at_k(len(c), sum(x.passed for x in c), k) for c in rows) / len(rows)
-    return out
+def plan_sample(model, tokenizer, batches: list[tuple[int, list[Problem]]], pool, n: int = 16,
+                samples_per_plan: int = 1, greedy_plan: bool = False,
+                given_plans: dict[str, list[str]] | None = None, temperature: float = 0.6, top_p: float = 0.95,
+                max_new_tokens: int = 256, max_source: int = 512, batch_size: int = 64, seed: int = 0,
+                skip: frozenset[str] = frozenset(), timing: dict | None = None):
+    """Yields (problem, candidates) for every problem of `batches`, each as soon as its tests have
+    run (so not in input order); rank them with rank_candidates. `batches` are (key, problems)
+    pairs decoded together, each with its own random stream seeded from (seed, key): a problem's
+    samples depend only on its batch, not on which other batches run in this process (shards,
+    reruns). Problems whose id is in `skip` are decoded with their batch (the others' samples stay
+    the same) but neither run nor yielded. `pool` is a sandbox.Pool, so execution overlaps
+    generation; with pool=None the candidates are yielded unrun right after generation."""
+    timing = {} if timing is None else timing
+    timing.setdefault("generate_s", 0.0)
+    timing.setdefault("execute_wait_s", 0.0)
+    device = next(model.parameters()).device
+    running: list[tuple[Problem, list[Candidate], list]] = []
+    for key, problems in batches:
+        t0 = time.time()
+        generator = torch.Generator(device=device).manual_seed(seed * 1_000_003 + key)
+        candidates = generate_candidates(model, tokenizer, problems, n, samples_per_plan, greedy_plan, given_plans,
+                                         temperature, top_p, max_new_tokens, max_source, batch_size, generator)
+        timing["generate_s"] += time.time() - t0
+        for problem, cands in zip(problems, candidates):
+            if problem.id in skip:
+                continue
+            if pool is None:
+                yield problem, cands
+            else:
+                running.append((problem, cands, submit_tests(pool, problem, cands)))
+        still_running, finished = [], []
+        for r in running:
+            done = all(f.done() for pair in r[2] for f in pair if f is not None)
+            (finished if done else still_running).append(r)
+        running = still_running
+        for problem, cands, futures in finished:
+            record_tests(cands, futures)
+            yield problem, cands
+    t0 = time.time()
+    for problem, cands, futures in running:
+        record_tests(cands, futures)
+        yield problem, cands
+    timing["execute_wait_s"] += time.time() - t0
+
+
+# ----------------------------------------------------------------------------- the report
+# One aggregation for every script. Two kinds of number, named as in the literature:
+#   n@S    (AlphaCode): a problem counts as solved when one of the n best-ranked distinct programs
+#          out of S samples passes; 1@S is the method's answer (the top candidate).
+#   pass@k (Chen et al.): the unbiased estimator over all S samples, which ignores the ranking.
+
+DIFFICULTIES = ("introductory", "interview", "competition")   # rows in this order, then any others
+
+
+def report_groups(problems: list[Problem]) -> dict[str, list[int]]:
+    """Problem indices of each report row: "all", each difficulty, then each tier ("tier NAME")."""
+    groups: dict[str, list[int]] = {"all": list(range(len(problems)))}
+    by_difficulty: dict[str, list[int]] = {}
+    by_tier: dict[str, list[int]] = {}
+    for i, p in enumerate(problems):
+        by_difficulty.setdefault(p.difficulty, []).append(i)
+        if p.tier:
+            by_tier.setdefault(p.tier, []).append(i)
+    order = sorted(by_difficulty, key=lambda d: (DIFFICULTIES.index(d) if d in DIFFICULTIES else len(DIFFICULTIES), d))
+    groups.update({d: by_difficulty[d] for d in order})
+    groups.update({f"tier {t}": by_tier[t] for t in sorted(by_tier)})
+    return groups
+
+
+def pass_at_k_report(problems: list[Problem], candidates: list[list[Candidate]], ks: list[int],
+                     rank_by: str = "logprob") -> dict[str, dict[str, float]]:
+    """{row: {"problems", "samples", "duplicates", "n@S" for n in ks, "pass@k" for k in ks}} for the
+    rows of report_groups. candidates[i] holds every sample of problems[i], copies included: the
+    n@S ranking counts identical programs once (rank_candidates), pass@k counts every sample.
+    Every problem must have the same number S of samples; ks above S are left out."""
+    if len(problems) != len(candidates):
+        raise ValueError(f"pass_at_k_report: {len(problems)} problems but {len(candidates)} candidate lists")
+    sizes = {len(c) for c in candidates}
+    if len(sizes) > 1 or 0 in sizes:
+        raise ValueError(f"pass_at_k_report: every problem needs the same number of samples (> 0), got {sorted(sizes)}")
+    samples = sizes.pop() if sizes else 0
+    ranked = [rank_candidates(c, rank_by) for c in candidates]
+    shown = [k for k in ks if k <= samples]
+    report = {}
+    for name, idx in report_groups(problems).items():
+        row = {"problems": len(idx), "samples": samples, "duplicates": sum(len(candidates[i]) - len(ranked[i]) for i in idx)}
+        for k in shown:
+            row[f"{k}@{samples}"] = sum(any(c.passed for c in ranked[i][:k]) for i in idx) / len(idx)
+        for k in shown:
+            row[f"pass@{k}"] = sum(pass_at_k(samples, sum(c.passed for c in candidates[i]), k) for i in idx) / len(idx)
+        report[name] = row
+    return report
 
 
 # ----------------------------------------------------------------------------- pass@k

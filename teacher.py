@@ -8,8 +8,11 @@ survives crashes: every record is one write(), flushed and fsynced, and a rerun 
 already done. `python teacher.py --data synthetic` needs no server: it writes the synthetic
 benchmark's reference plans in the same format, so train.py reads plans one way.
 
-Plans file records: {"task_id", "plan", "mode", "model", "prompt_version", "solution_index",
-"status": "ok" | "rejected" | "failed", "reason", "attempts", "usage", ...}. "ok" and "rejected"
+Plans file records: {"task_id", "split", "question_digest", "plan", "mode", "model", "prompt_version",
+"solution_index", "status": "ok" | "rejected" | "failed", "reason", "attempts", "usage", ...}.
+"split" and "question_digest" say which problem a plan was made for: APPS train and test ids
+overlap (0000-4999 in both), so a plan is matched by its id AND the digest of its statement, and
+read_plans(path, problems) refuses a file whose plans were made for other problems. "ok" and "rejected"
 records are done; "failed" ones (network gave up, empty or unparseable answer) are retried on
 the next run and kept in the file as history. Only "ok" plans are ever read for training.
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import hashlib
 import json
 import os
 import random
@@ -419,9 +423,41 @@ def read_records(path: str) -> list[dict]:
     return records
 
 
-def read_plans(path: str) -> dict[str, list[str]]:
+def question_digest(problem: Problem) -> str:
+    """Names the problem a plan was made for: ids alone are ambiguous across splits."""
+    return hashlib.sha256(problem.question.encode("utf-8")).hexdigest()[:16]
+
+
+def check_made_for(path: str, records: list[dict], problems: list[Problem]) -> None:
+    """Refuse plans made for other problems than these (same id, other statement: another split or
+    dataset). Records from before plans files said what they were made for cannot be checked:
+    that is a warning, so old files still work."""
+    by_id = {p.id: p for p in problems}
+    wrong, unchecked = [], 0
+    for record in records:
+        problem = by_id.get(str(record["task_id"]))
+        if problem is None:
+            continue
+        if "question_digest" not in record:
+            unchecked += 1
+        elif record["question_digest"] != question_digest(problem):
+            wrong.append(record)
+    if wrong:
+        first = wrong[0]
+        raise TeacherError(f"{path}: {len(wrong)} plans were made for other problems than the ones in use, e.g. "
+                           f"task {first['task_id']}: its plan was made for the {first.get('split')!r} split's "
+                           f"problem {first['task_id']}, whose statement differs from the one here; use the plans "
+                           f"file made for this data and split")
+    if unchecked:
+        print(f"teacher: warning: {path}: {unchecked} plans do not record which problem they were made for (a file "
+              f"from before plans files recorded it); they are matched by task id alone, so make sure the file "
+              f"was made for this data and split", file=sys.stderr)
+
+
+def read_plans(path: str, problems: list[Problem] | None = None) -> dict[str, list[str]]:
     """task_id -> its ok plans, ordered by solution index (so a rerun with other timing reads the
-    same), each (task_id, mode, solution_index) once. Teacher and reference plans read the same."""
+    same), each (task_id, mode, solution_index) once. Teacher and reference plans read the same.
+    With `problems`, the plans for their ids must have been made for them (check_made_for)."""
     if not os.path.exists(path):
         raise TeacherError(f"{path}: plans file not found")
     chosen: dict[tuple, dict] = {}
@@ -429,6 +465,8 @@ def read_plans(path: str) -> dict[str, list[str]]:
         key = (str(record["task_id"]), record.get("mode"), record.get("solution_index"))
         if record["status"] == "ok" and record.get("plan") and key not in chosen:
             chosen[key] = record
+    if problems is not None:
+        check_made_for(path, list(chosen.values()), problems)
     plans: dict[str, list[str]] = {}
     order = sorted(chosen, key=lambda k: (k[0], k[1] or "", -1 if k[2] is None else k[2]))
     for key in order:
@@ -467,13 +505,14 @@ class PlansFile:
         os.close(self._fd)
 
 
-def write_reference_plans(problems: list[Problem], path: str) -> int:
+def write_reference_plans(problems: list[Problem], path: str, split: str | None = None) -> int:
     """The synthetic benchmark's known-right plans as a plans file (atomically replaced)."""
     lines = []
     for problem in problems:
         if not problem.reference_plan.strip():
             raise TeacherError(f"problem {problem.id}: no reference_plan (only the synthetic benchmark has them)")
-        lines.append(_json_line({"task_id": problem.id, "plan": normalise_reference(problem.reference_plan),
+        lines.append(_json_line({"task_id": problem.id, "split": split, "question_digest": question_digest(problem),
+                                 "plan": normalise_reference(problem.reference_plan),
                                  "mode": REFERENCE, "model": REFERENCE, "prompt_version": None,
                                  "solution_index": None, "status": "ok", "reason": "", "usage": {}}))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -515,7 +554,9 @@ def plan_jobs(problems: list[Problem], mode: str, plans_per_problem: int) -> tup
 
 def pending_jobs(jobs: list[Job], records: list[dict], config: TeacherConfig, path: str) -> list[Job]:
     """Jobs without a done record of this mode. A file whose done plans came from another model
-    or prompt version is refused rather than silently mixed."""
+    or prompt version, or for other problems (another split in the same file), is refused rather
+    than silently mixed."""
+    check_made_for(path, [r for r in records if r["status"] in DONE_STATUSES], [job.problem for job in jobs])
     done = set()
     for record in records:
         if record.get("mode") != config.mode or record["status"] not in DONE_STATUSES:
@@ -528,9 +569,9 @@ def pending_jobs(jobs: list[Job], records: list[dict], config: TeacherConfig, pa
     return [job for job in jobs if (job.problem.id, job.solution_index) not in done]
 
 
-def ask(job: Job, config: TeacherConfig, client: ChatClient) -> dict:
+def ask(job: Job, config: TeacherConfig, client: ChatClient, split: str | None = None) -> dict:
     """One request -> one record (never raises for a failed request, only for a rejected key)."""
-    record = {"task_id": job.problem.id, "plan": "", "mode": config.mode, "model": config.model,
+    record = {"task_id": job.problem.id, "split": split, "question_digest": question_digest(job.problem), "plan": "", "mode": config.mode, "model": config.model,
               "prompt_version": PROMPT_VERSION, "solution_index": job.solution_index,
               "status": "failed", "reason": "", "attempts": 0, "usage": {}}
     try:
@@ -597,8 +638,8 @@ class Progress:
 
 
 def run_teacher(problems: list[Problem], path: str, config: TeacherConfig, client: ChatClient,
-                progress_every: float = 2.0) -> Summary:
-    """Ask the teacher for every pending (problem, solution) and append the records to `path`."""
+                progress_every: float = 2.0, split: str | None = None) -> Summary:
+    """Ask the teacher for every pending (problem, solution) of `split` and append the records to `path`."""
     jobs, unsolved = plan_jobs(problems, config.mode, config.plans_per_problem)
     plans = PlansFile(path)
     try:
@@ -612,7 +653,7 @@ def run_teacher(problems: list[Problem], path: str, config: TeacherConfig, clien
         def work(job: Job) -> dict | None:
             if stop.is_set():
                 return None
-            record = ask(job, config, client)
+            record = ask(job, config, client, split)
             plans.append(record)
             return record
 
@@ -741,7 +782,7 @@ def run(args: argparse.Namespace) -> None:
         out = args.out or os.path.join("plans", f"{source}{'-' + split if split else ''}-{mode}.jsonl")
         if mode == REFERENCE:
             if not args.dry_run:
-                count = write_reference_plans(problems, out)
+                count = write_reference_plans(problems, out, split)
                 write_config(out, {"data": args.problems or args.data, "split": split, "mode": mode, "model": REFERENCE})
             print(f"teacher: {'dry run: would write' if args.dry_run else 'wrote'} "
                   f"{len(problems) if args.dry_run else count} reference plans -> {out}")
@@ -753,7 +794,7 @@ def run(args: argparse.Namespace) -> None:
             raise TeacherError(f"{config.base_url} needs an API key: set CODEPLAN_API_KEY or OPENAI_API_KEY")
         write_config(out, {"data": args.problems or args.data, "split": split, **asdict(config),
                            "prompt_version": PROMPT_VERSION, "api_key_from": key_source})
-        summary = run_teacher(problems, out, config, ChatClient(config, key), args.progress_every)
+        summary = run_teacher(problems, out, config, ChatClient(config, key), args.progress_every, split)
         print(summary.line(), flush=True)
 
 

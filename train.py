@@ -125,10 +125,10 @@ def load_plans(cfg: TrainConfig, problems: list[data.Problem], run_dir: Path, is
     if cfg.plans == "reference":
         path = run_dir / "plans.jsonl"
         if is_main and not path.exists():
-            teacher.write_reference_plans(problems, path)
+            teacher.write_reference_plans(problems, path, "train")
         if dist.is_initialized():
             dist.barrier()
-    return teacher.read_plans(path)
+    return teacher.read_plans(path, problems)   # refuses plans made for other problems (e.g. the test split)
 
 
 def prepare(cfg: TrainConfig, run_dir: Path, is_main: bool):
