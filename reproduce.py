@@ -320,14 +320,15 @@ def score_samples(results_path: Path, difficulty: dict[str, str]) -> dict:
     for line in results_path.read_text().splitlines():
         row = json.loads(line)
         ranked.setdefault(str(row["task_id"]), []).append((row["rank"], row["passed"]))
-    cands = {tid: [codeplan.Candidate(code="", logprob=0.0, passed=p) for _, p in sorted(rows)] for tid, rows in ranked.items()}
+    # the results rows carry sample.py's ranks: candidates that rank_candidates keeps in that order
+    cands = {tid: [codeplan.Candidate(code=str(r), logprob=-r, passed=p) for r, p in sorted(rows)] for tid, rows in ranked.items()}
     n = max(len(c) for c in cands.values())
     ks = sorted({k for k in (1, 5, n) if k <= n})
-    groups = {"all": list(cands)}
-    for tid in cands:
-        groups.setdefault(difficulty[tid], []).append(tid)
-    return {"samples_per_problem": n, "ks": ks, "sizes": {g: len(ids) for g, ids in groups.items()},
-            "metrics": {g: codeplan.pass_at_k_report([cands[t] for t in ids], ks) for g, ids in groups.items()}}
+    problems = [data.Problem(id=tid, question="", difficulty=difficulty[tid]) for tid in cands]
+    report = codeplan.pass_at_k_report(problems, list(cands.values()), ks)
+    metrics = {g: {**{f"filtered_pass@{k}": row[f"{k}@{n}"] for k in ks}, **{f"raw_pass@{k}": row[f"pass@{k}"] for k in ks}}
+               for g, row in report.items()}
+    return {"samples_per_problem": n, "ks": ks, "sizes": {g: row["problems"] for g, row in report.items()}, "metrics": metrics}
 
 
 def collect(tasks: list[Task]) -> list[dict]:

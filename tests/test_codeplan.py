@@ -211,23 +211,70 @@ def test_rank_candidates_by_public_rate_then_logprob():
     # without public tests: log-probability alone
     bare = [Candidate("x", -2.0), Candidate("y", -0.2), Candidate("z", -1.0)]
     assert [c.code for c in codeplan.rank_candidates(bare)] == ["y", "z", "x"]
+    with pytest.raises(ValueError):
+        codeplan.rank_candidates(bare, by="length")
 
 
-def test_pass_at_k_report_filtered_vs_raw():
+def test_rank_candidates_counts_identical_programs_once_by_their_best_copy():
+    cands = [Candidate("print(1)\n", -0.3), Candidate("x = 2", -1.0), Candidate("print(1)   \n\n", -0.1),
+             Candidate("print(2)", -0.5, public=1.0)]
+    ranked = codeplan.rank_candidates(cands)
+    assert [c.code for c in ranked] == ["print(2)", "print(1)   \n\n", "x = 2"]   # trailing spaces: the same program
+    assert codeplan.program_key("a = 1  \n\n") == codeplan.program_key("\na = 1")
+
+
+def test_rank_by_mean_logprob_does_not_favour_short_programs():
+    short, long = Candidate("short", -2.0, tokens=4), Candidate("long", -6.0, tokens=60)   # -0.5 vs -0.1 per token
+    assert [c.code for c in codeplan.rank_candidates([short, long])] == ["short", "long"]
+    assert [c.code for c in codeplan.rank_candidates([short, long], by="mean-logprob")] == ["long", "short"]
+
+
+def problems_for(*specs) -> list[Problem]:
+    return [Problem(id=str(i), question="q", difficulty=d, tier=t) for i, (d, t) in enumerate(specs)]
+
+
+def test_pass_at_k_report_n_at_s_vs_pass_at_k():
     def row(*passed):
-        return [Candidate(str(i), 0.0, passed=p) for i, p in enumerate(passed)]
-    ranked = [row(True, False, False, False),    # the top candidate passes
-              row(False, True, False, False),    # the second one
-              row(False, False, False, False)]   # none
-    rep = codeplan.pass_at_k_report(ranked, [1, 2, 4, 8])
-    assert rep["filtered_pass@1"] == pytest.approx(1 / 3)
-    assert rep["filtered_pass@2"] == pytest.approx(2 / 3)
-    assert rep["filtered_pass@4"] == pytest.approx(2 / 3)
-    # raw: each of the two solved problems has 1 correct in 4 samples: pass@1 = 1/4, pass@2 = 1/2
-    assert rep["raw_pass@1"] == pytest.approx((0.25 + 0.25) / 3)
-    assert rep["raw_pass@2"] == pytest.approx((0.5 + 0.5) / 3)
-    assert rep["raw_pass@4"] == pytest.approx(2 / 3)
-    assert "filtered_pass@8" not in rep and "raw_pass@8" not in rep     # more than the samples drawn
+        return [Candidate(str(i), -i, passed=p) for i, p in enumerate(passed)]
+    candidates = [row(True, False, False, False),    # the top candidate passes
+                  row(False, True, False, False),    # the second one
+                  row(False, False, False, False)]   # none
+    rep = codeplan.pass_at_k_report(problems_for(*[("interview", "")] * 3), candidates, [1, 2, 4, 8])
+    assert list(rep) == ["all", "interview"]
+    m = rep["all"]
+    assert m["problems"] == 3 and m["samples"] == 4 and m["duplicates"] == 0
+    assert m["1@4"] == pytest.approx(1 / 3)
+    assert m["2@4"] == pytest.approx(2 / 3)
+    assert m["4@4"] == pytest.approx(2 / 3)
+    # pass@k: each of the two solved problems has 1 correct in 4 samples: pass@1 = 1/4, pass@2 = 1/2
+    assert m["pass@1"] == pytest.approx((0.25 + 0.25) / 3)
+    assert m["pass@2"] == pytest.approx((0.5 + 0.5) / 3)
+    assert m["pass@4"] == pytest.approx(2 / 3)
+    assert "8@4" not in m and "pass@8" not in m     # more than the samples drawn
+    assert [k for k in m if "@" in k] == ["1@4", "2@4", "4@4", "pass@1", "pass@2", "pass@4"]
+
+
+def test_duplicates_cannot_fill_the_top_k_but_count_in_pass_at_k():
+    wrong = [Candidate("return 0", -0.1), Candidate("return 0", -0.2), Candidate("return 0 ", -0.3)]
+    right = Candidate("return x", -2.0, passed=True)
+    rep = codeplan.pass_at_k_report(problems_for(("interview", "")), [wrong + [right]], [1, 2])["all"]
+    assert rep["duplicates"] == 2
+    assert rep["1@4"] == 0.0 and rep["2@4"] == 1.0      # without deduplication the top 2 would be two copies
+    assert rep["pass@1"] == pytest.approx(0.25)        # every sample counts in the unbiased estimator
+
+
+def test_report_rows_come_in_a_fixed_order_with_tiers_last():
+    problems = problems_for(("competition", "new-chain"), ("zeta", ""), ("interview", "seen-chain"),
+                            ("introductory", "new-chain"), ("alpha", ""), ("competition", ""))
+    candidates = [[Candidate("x", 0.0, passed=i % 2 == 0)] for i in range(len(problems))]
+    rep = codeplan.pass_at_k_report(problems, candidates, [1])
+    assert list(rep) == ["all", "introductory", "interview", "competition", "alpha", "zeta",
+                         "tier new-chain", "tier seen-chain"]
+    assert rep["competition"]["problems"] == 2 and rep["competition"]["1@1"] == 0.5
+    assert rep["tier new-chain"]["problems"] == 2 and rep["tier new-chain"]["pass@1"] == 0.5
+    assert rep["all"]["problems"] == 6
+    with pytest.raises(ValueError):     # n@S needs one S for every problem
+        codeplan.pass_at_k_report(problems[:2], [[Candidate("x", 0.0)], [Candidate("x", 0.0)] * 2], [1])
 
 
 def test_pass_at_k_estimator():

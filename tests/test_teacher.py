@@ -5,6 +5,7 @@ a script of behaviours consumed one per request (the last one repeats).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -310,6 +311,18 @@ def test_model_change_on_the_same_file_is_refused(tmp_path):
         with pytest.raises(teacher.TeacherError, match="another --out"):
             teacher.run_teacher([problem("a")], str(out), other, teacher.ChatClient(other, SECRET))
 
+def test_a_file_holding_another_splits_plans_is_refused(tmp_path):
+    out = tmp_path / "plans.jsonl"
+    train_a = problem("a")
+    test_a = dataclasses.replace(train_a, question="[[a]] Print the product of two integers.")   # same id, other problem
+    with FakeTeacher() as server:
+        config = fast_config(server.url)
+        teacher.run_teacher([train_a], str(out), config, teacher.ChatClient(config, SECRET), split="train")
+        assert [(r["split"], r["question_digest"]) for r in records(out)] == [("train", teacher.question_digest(train_a))]
+        with pytest.raises(teacher.TeacherError, match="made for other problems"):
+            teacher.run_teacher([test_a], str(out), config, teacher.ChatClient(config, SECRET), split="test")
+    assert len(records(out)) == 1
+
 # ----------------------------------------------------------------------------- reading plans, reference plans
 
 
@@ -335,6 +348,26 @@ def test_reference_plans_round_trip(tmp_path):
     assert teacher.read_plans(str(path)) == {"r1": ["1. Read.\n2. Print."], "r2": ["1. Loop.\n2. Stop."]}
     with pytest.raises(teacher.TeacherError, match="problem r3"):
         teacher.write_reference_plans([Problem(id="r3", question="q")], str(tmp_path / "bad.jsonl"))
+
+
+def test_plans_are_checked_against_the_problems_in_use(tmp_path, capsys):
+    problems = [Problem(id="0001", question="Sum two numbers.", reference_plan="1. Add."),
+                Problem(id="0002", question="Sort a list.", reference_plan="1. Sort.")]
+    path = tmp_path / "train.jsonl"
+    teacher.write_reference_plans(problems, str(path), "train")
+    assert [r["split"] for r in records(path)] == ["train", "train"]
+    assert teacher.read_plans(str(path), problems) == {"0001": ["1. Add."], "0002": ["1. Sort."]}
+    assert teacher.read_plans(str(path), problems[1:]) == {"0001": ["1. Add."], "0002": ["1. Sort."]}  # a subset is fine
+    assert capsys.readouterr().err == ""
+    # APPS: test ids repeat train ids; the train plans must not condition the test problems
+    test_split = [dataclasses.replace(problems[0], question="Count vowels.")]
+    with pytest.raises(teacher.TeacherError, match=r"train.jsonl: 1 plans were made for other problems.*'train'.*0001"):
+        teacher.read_plans(str(path), test_split)
+    # a file from before plans files recorded their problems: read as before, with a warning
+    path.write_text("".join(json.dumps({k: v for k, v in r.items() if k not in ("split", "question_digest")}) + "\n"
+                            for r in records(path)))
+    assert teacher.read_plans(str(path), test_split) == {"0001": ["1. Add."], "0002": ["1. Sort."]}
+    assert "1 plans do not record which problem they were made for" in capsys.readouterr().err
 
 
 def test_synthetic_default_writes_reference_plans_offline(tmp_path):
