@@ -22,7 +22,8 @@ Identical programs are ranked once (the report counts how many samples were copi
 Crash-safe and resumable: each problem's candidates and verdicts are appended to an fsynced
 journal (journal.jsonl, or journal-IofN.jsonl for --shard I/N) as soon as its tests have run; a
 rerun with the same settings skips the problems already there and samples the others exactly as
-an uninterrupted run would (each batch of problems has its own seeded random stream). The output
+an uninterrupted run would, and N shards sample what one process would (each batch of problems
+has its own seeded random stream; same device and thread count assumed). The output
 folder, default <run>/sample-<split>-<mode>/, records the checkpoint and the settings in
 config.json and refuses a rerun with other ones. An unsharded run ends with samples.jsonl,
 samples_results.jsonl and report.md; sharded runs are combined by --merge, which also runs the
