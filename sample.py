@@ -248,7 +248,10 @@ def settings_check(out: Path, config: dict) -> None:
     if not path.exists():
         data.write_atomic(path, json.dumps(config, indent=2) + "\n")
         return
-    saved = json.loads(path.read_text()).get("settings", {})
+    saved = json.loads(path.read_text()).get("settings")
+    if saved is None:
+        raise SystemExit(f"sample.py: {out} was written by an older sample.py that did not record its settings; "
+                         f"pass another --out, or remove that folder")
     differ = [f"{k}: {saved.get(k)!r} there, {v!r} here" for k, v in config["settings"].items() if saved.get(k) != v]
     if differ:
         raise SystemExit(f"sample.py: {out} holds samples made with other settings ({'; '.join(differ)}); "
@@ -444,7 +447,7 @@ def report(folders: list[Path], args) -> str:
     data.write_atomic(out / "samples_results.jsonl", "".join(json.dumps(row) + "\n" for row in results))
 
     header = [name for name in metrics["all"] if "@" in name]
-    table = ["| problems | count | " + " | ".join(header) + " |", "|" + "---|" * (len(header) + 2)]
+    table = ["| group | problems | " + " | ".join(header) + " |", "|" + "---|" * (len(header) + 2)]
     table += [f"| {name} | {row['problems']} | " + " | ".join(f"{100 * row[h]:.1f}" for h in header) + " |"
               for name, row in metrics.items()]
     no_public = sum(not p.public_tests for p in problems)

@@ -382,3 +382,4 @@ def test_synthetic_default_writes_reference_plans_offline(tmp_path):
     for split in ("train", "valid"):
         plans = teacher.read_plans(str(tmp_path / "plans" / f"synthetic-{split}-reference.jsonl"))
         assert len(plans) == 50 and all(p[0].startswith("1. ") for p in plans.values())
+        assert {r["split"] for r in records(tmp_path / "plans" / f"synthetic-{split}-reference.jsonl")} == {split}
