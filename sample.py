@@ -425,10 +425,10 @@ def report(folders: list[Path], args) -> str:
     if out not in folders:
         out.mkdir(parents=True, exist_ok=True)
         settings_check(out, {**config, "merged_from": [str(f) for f in folders]})
-    workers = args.workers or max(1, (os.cpu_count() or 1) // 2)
-    candidates, invocations = gather(folders, problems, workers, config["settings"]["timeout"])
     samples_per_problem = config["settings"]["samples_per_problem"]
     ks = parse_ks(args.k, samples_per_problem)
+    workers = args.workers or max(1, (os.cpu_count() or 1) // 2)
+    candidates, invocations = gather(folders, problems, workers, config["settings"]["timeout"])
     metrics = codeplan.pass_at_k_report(problems, candidates, ks, args.rank_by)
 
     samples, results = [], []

@@ -174,6 +174,20 @@ def test_plans_made_for_other_problems_are_refused_and_old_files_warned(checkpoi
 
 # ----------------------------------------------------------------------------- guardrails
 
+def test_train_refuses_plans_made_for_other_problems(spec, tmp_path, capsys):
+    problems = data.load_problems(spec, "train")
+    plans_file = tmp_path / "test-plans.jsonl"
+    teacher.write_reference_plans([dataclasses.replace(p, question=p.question + " (test)") for p in problems],
+                                  str(plans_file), "test")
+    with pytest.raises(SystemExit) as e:
+        train.main(["--data", spec, "--plans", str(plans_file), "--out", str(tmp_path / "runs"), "--name", "x",
+                    "--device", "cpu", "--steps", "1"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "plans were made for other problems" in err and "'test'" in err
+    assert not (tmp_path / "runs" / "x" / "tokenizer.model").exists()     # refused before any work
+
+
 def test_lambda_zero_checkpoint_refuses_plan_sampling_unless_asked(checkpoint, tmp_path, capsys, monkeypatch):
     load = sample.load_checkpoint
 
