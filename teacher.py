@@ -419,9 +419,21 @@ def read_records(path: str) -> list[dict]:
     return records
 
 
-def read_plans(path: str) -> dict[str, list[str]]:
+class Plan(str):
+    """A plan's text (a str, so it reads and compares as one), with the index of the ground-truth
+    solution it explains; None when it explains no particular one (reference and forward plans)."""
+    solution_index: int | None
+
+    def __new__(cls, text: str, solution_index: int | None = None) -> "Plan":
+        plan = super().__new__(cls, text)
+        plan.solution_index = solution_index
+        return plan
+
+
+def read_plans(path: str) -> dict[str, list[Plan]]:
     """task_id -> its ok plans, ordered by solution index (so a rerun with other timing reads the
-    same), each (task_id, mode, solution_index) once. Teacher and reference plans read the same."""
+    same), each (task_id, mode, solution_index) once. Teacher and reference plans read the same.
+    Each plan keeps its solution_index, so that training pairs it with the solution it explains."""
     if not os.path.exists(path):
         raise TeacherError(f"{path}: plans file not found")
     chosen: dict[tuple, dict] = {}
@@ -429,10 +441,10 @@ def read_plans(path: str) -> dict[str, list[str]]:
         key = (str(record["task_id"]), record.get("mode"), record.get("solution_index"))
         if record["status"] == "ok" and record.get("plan") and key not in chosen:
             chosen[key] = record
-    plans: dict[str, list[str]] = {}
+    plans: dict[str, list[Plan]] = {}
     order = sorted(chosen, key=lambda k: (k[0], k[1] or "", -1 if k[2] is None else k[2]))
     for key in order:
-        plans.setdefault(key[0], []).append(chosen[key]["plan"])
+        plans.setdefault(key[0], []).append(Plan(chosen[key]["plan"], key[2]))
     return plans
 
 
