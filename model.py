@@ -38,6 +38,7 @@ from dataclasses import dataclass, fields
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch.utils.checkpoint
 
 PRESETS = {  # d_model, d_kv, d_ff, heads, encoder layers, decoder layers
     "tiny": dict(d_model=192, d_kv=48, d_ff=768, num_heads=4, num_layers=4, num_decoder_layers=4),
@@ -243,6 +244,7 @@ class Stack(nn.Module):
                                                                          else config.num_layers))
         self.final_norm = RMSNorm(config.d_model, config.layer_norm_eps)
         self.dropout = nn.Dropout(config.dropout)
+        self.checkpoint = False   # activation checkpointing, see CodePlanModel.gradient_checkpointing
 
     def position_bias(self, query_positions: torch.Tensor, key_positions: torch.Tensor) -> torch.Tensor:
         """[1, H, Q, K] bias of every (query, key) position pair."""
@@ -264,9 +266,17 @@ class Stack(nn.Module):
             mask = mask + padding_mask(attention_mask, dtype)
         x = self.dropout(x)
         for layer in self.layers:
-            cross_kv = layer.cross_attn.keys_values(encoded) if self.decoder else None
-            x = layer(x, mask, cross_kv, cross_mask)
+            if self.checkpoint and torch.is_grad_enabled():
+                # non-reentrant, with the RNG state replayed: the same dropout masks, the same gradients
+                x = torch.utils.checkpoint.checkpoint(self.run_layer, layer, x, mask, encoded, cross_mask,
+                                                      use_reentrant=False)
+            else:
+                x = self.run_layer(layer, x, mask, encoded, cross_mask)
         return self.dropout(self.final_norm(x))
+
+    def run_layer(self, layer: Block, x, mask, encoded, cross_mask) -> torch.Tensor:
+        cross_kv = layer.cross_attn.keys_values(encoded) if self.decoder else None
+        return layer(x, mask, cross_kv, cross_mask)
 
 
 class CodePlanModel(nn.Module):
@@ -318,6 +328,30 @@ class CodePlanModel(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+    @torch.no_grad()
+    def resize_vocab(self, vocab_size: int) -> None:
+        """Grow (or cut) the embedding and both heads to vocab_size rows; the ids below both sizes keep
+        their rows. New rows start at the mean of the old ones, so a new token (a task marker) starts
+        with average logits instead of a random outlier."""
+        def resized(weight: torch.Tensor) -> nn.Parameter:
+            rows = weight.new_empty(vocab_size, weight.shape[1])
+            keep = min(vocab_size, weight.shape[0])
+            rows[:keep] = weight[:keep]
+            rows[keep:] = weight.mean(dim=0)
+            return nn.Parameter(rows)
+        self.embedding.weight = resized(self.embedding.weight)
+        self.embedding.num_embeddings = vocab_size
+        for head in (self.lm_head, self.plan_head):
+            if head is not None:
+                head.weight = resized(head.weight)
+                head.out_features = vocab_size
+        self.config.vocab_size = vocab_size
+
+    def gradient_checkpointing(self, enabled: bool = True) -> None:
+        """Recompute each block's activations in the backward pass instead of keeping them: training
+        memory of the blocks falls from all layers to about one, for roughly one more forward pass."""
+        self.encoder.checkpoint = self.decoder.checkpoint = enabled
 
     def head_logits(self, hidden: torch.Tensor, head: str) -> torch.Tensor:
         hidden = hidden * self.output_scale
