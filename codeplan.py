@@ -174,11 +174,19 @@ class MultiTaskLoss(torch.nn.Module):
 
 # ----------------------------------------------------------------------------- generation
 
+def code_prefix(problem: Problem) -> str:
+    """The text a program must begin with. HumanEval is scored as its prompt + the model's completion,
+    so there the prompt is forced as the start of the decoded program; elsewhere, nothing."""
+    return problem.starter_code if problem.source == "humaneval" else ""
+
+
 @torch.no_grad()
 def generate_texts(model, tokenizer, sources: list[str], head: str, n: int = 1, temperature: float = 0.0,
                    top_p: float = 1.0, max_new_tokens: int = 256, max_source: int = 512,
-                   batch_size: int = 32, generator: torch.Generator | None = None) -> list[list[tuple[str, float]]]:
-    """For each source, n decoded texts with their log-probabilities, batched over sources."""
+                   batch_size: int = 32, generator: torch.Generator | None = None,
+                   prefixes: list[str] | None = None) -> list[list[tuple[str, float]]]:
+    """For each source, n decoded texts with their log-probabilities, batched over sources. With
+    `prefixes`, each text begins with its prefix (forced, not scored) and continues from there."""
     device = next(model.parameters()).device
     results: list[list[tuple[str, float]]] = []
     per_batch = max(1, batch_size // max(1, n))
@@ -186,12 +194,20 @@ def generate_texts(model, tokenizer, sources: list[str], head: str, n: int = 1, 
         ids = [encode_source(tokenizer, s, max_source)[0] for s in sources[i:i + per_batch]]
         # collate wants targets; a one-token dummy target is dropped right away
         enc = collate([(s, [tokenizer.eos_id]) for s in ids], tokenizer.pad_id)
+        starts = (prefixes or [""] * len(sources))[i:i + per_batch]
+        prefix = None
+        if any(starts):
+            forced = [tokenizer.encode(p) for p in starts]
+            prefix = torch.full((len(forced), max(map(len, forced))), tokenizer.pad_id, dtype=torch.long)
+            for r, row in enumerate(forced):
+                prefix[r, :len(row)] = torch.tensor(row, dtype=torch.long)
+            prefix = prefix.to(device)
         tokens, logprobs = model.generate(enc["input_ids"].to(device), enc["attention_mask"].to(device), head=head,
                                           max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                                          num_return_sequences=n, generator=generator)
+                                          num_return_sequences=n, generator=generator, prefix=prefix)
         for b in range(len(ids)):
             rows = range(b * n, (b + 1) * n)
-            results.append([(tokenizer.decode(tokens[r]), float(logprobs[r])) for r in rows])
+            results.append([(starts[b] + tokenizer.decode(tokens[r]), float(logprobs[r])) for r in rows])
     return results
 
 
@@ -247,7 +263,8 @@ def plan_sample(model, tokenizer, problems: list[Problem], pool, n: int = 16, sa
         flat = [(i, j, plan, lp) for i, row in enumerate(plans) for j, (plan, lp) in enumerate(row)]
         codes = generate_texts(model, tokenizer, [code_source(chunk[i], plan) for i, _, plan, _ in flat], "code",
                                n=m, temperature=code_temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                               max_source=max_source, batch_size=batch_size, generator=generator)
+                               max_source=max_source, batch_size=batch_size, generator=generator,
+                               prefixes=[code_prefix(chunk[i]) for i, _, _, _ in flat])
         timing["generate_s"] += time.time() - t0
         for (i, j, plan, plan_lp), outs in zip(flat, codes):
             problem = chunk[i]

@@ -390,14 +390,16 @@ class CodePlanModel(nn.Module):
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, head: str = "code",
                  max_new_tokens: int = 256, temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0,
                  num_return_sequences: int = 1, generator: torch.Generator | None = None,
-                 stop_at_eos: bool = True) -> tuple[list[list[int]], torch.Tensor]:
+                 stop_at_eos: bool = True, prefix: torch.Tensor | None = None) -> tuple[list[list[int]], torch.Tensor]:
         """Batched decoding with a key/value cache. temperature 0 is greedy.
 
         Returns the tokens of each sequence (without the start token, EOS and pads) and the summed
         log-probabilities [B * num_return_sequences] of the generated tokens, EOS included, under
         log_softmax(raw logits): temperature, top-k and top-p shape the sampling, not the score.
         Rows b*n .. b*n+n-1 belong to input b. stop_at_eos=False always makes max_new_tokens tokens
-        (benchmarks) and then returns them all, EOS included.
+        (benchmarks) and then returns them all, EOS included. `prefix` [B, P], padded on the right with
+        pad: tokens each sequence is forced to begin with (HumanEval's prompt), neither returned nor scored;
+        each row then still makes up to max_new_tokens tokens of its own.
         """
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
@@ -405,13 +407,18 @@ class CodePlanModel(nn.Module):
         self.eval()
         try:
             return self._generate(input_ids, attention_mask, head, max_new_tokens, temperature, top_k, top_p,
-                                  num_return_sequences, generator, stop_at_eos)
+                                  num_return_sequences, generator, stop_at_eos, prefix)
         finally:
             self.train(was_training)
 
     def _generate(self, input_ids, attention_mask, head, max_new_tokens, temperature, top_k, top_p,
-                  num_return_sequences, generator, stop_at_eos):
+                  num_return_sequences, generator, stop_at_eos, prefix=None):
         c, device = self.config, input_ids.device
+        if prefix is None:
+            prefix = torch.full((input_ids.shape[0], 0), c.pad_id, dtype=torch.long, device=device)
+        prefix = prefix.repeat_interleave(num_return_sequences, dim=0)
+        prefix_lengths = (prefix != c.pad_id).sum(dim=1).tolist()
+        max_new_tokens += prefix.shape[1]   # the steps of the longest prefix come first
         encoded = self.encode(input_ids, attention_mask)
         if num_return_sequences > 1:  # expand the encoder output, not the input: encode once
             encoded = encoded.repeat_interleave(num_return_sequences, dim=0)
@@ -436,9 +443,11 @@ class CodePlanModel(nn.Module):
                 x = layer(x, mask, cross_kv[i], cross_mask, cache=cache[i], position=t)
             logits = self.head_logits(self.decoder.final_norm(x)[:, 0], head).float()
             chosen = choose_tokens(logits, temperature, top_k, top_p, generator)
+            forced = prefix[:, t] != c.pad_id if t < prefix.shape[1] else torch.zeros_like(finished)
+            chosen = torch.where(forced, prefix[:, t] if t < prefix.shape[1] else chosen, chosen)
             chosen = chosen.masked_fill(finished, c.pad_id)
             step_logprobs = torch.log_softmax(logits, dim=-1).gather(1, chosen[:, None])[:, 0]
-            logprobs += step_logprobs.masked_fill(finished, 0.0)
+            logprobs += step_logprobs.masked_fill(finished | forced, 0.0)
             tokens[:, t] = chosen
             current = chosen
             steps = t + 1
@@ -447,7 +456,8 @@ class CodePlanModel(nn.Module):
                 # checking costs a device sync, so only every few steps
                 if t % 8 == 7 and bool(finished.all()):
                     break
-        return [self._strip(row, stop_at_eos) for row in tokens[:, :steps].tolist()], logprobs
+        rows = tokens[:, :steps].tolist()
+        return [self._strip(row[skip:], stop_at_eos) for row, skip in zip(rows, prefix_lengths)], logprobs
 
     def _strip(self, row: list[int], stop_at_eos: bool) -> list[int]:
         if not stop_at_eos:

@@ -190,3 +190,26 @@ def test_large_preset_is_the_paper_size():
     plan_head = 32100 * 1024
     assert net.num_parameters() - plan_head == hf_count
     assert 735e6 < hf_count < 740e6 and 765e6 < net.num_parameters() < 775e6
+
+
+def test_a_forced_prefix_is_continued_greedily_and_neither_returned_nor_scored():
+    torch.manual_seed(0)
+    net = model.CodePlanModel(model.ModelConfig(vocab_size=40, d_model=32, d_kv=8, d_ff=64, num_heads=2, num_layers=1,
+                                                num_decoder_layers=1, dropout=0.0), quiet=True).eval()
+    source = torch.randint(3, 40, (2, 5))
+    mask = torch.ones_like(source)
+    prefix = torch.tensor([[7, 8, 9], [11, 0, 0]])         # row 1 has a shorter prefix, padded with pad (0)
+    tokens, logprobs = net.generate(source, mask, max_new_tokens=4, prefix=prefix, stop_at_eos=False)
+    for b, forced in enumerate(([7, 8, 9], [11])):
+        # the same continuation as teacher-forcing the prefix and decoding greedily by hand
+        decoded, total = list(forced), 0.0
+        for _ in range(len(tokens[b])):
+            inputs = torch.tensor([[net.config.pad_id] + decoded])
+            with torch.no_grad():
+                logits, _ = net(source[b:b + 1], mask[b:b + 1], decoder_input_ids=inputs)
+            step = torch.log_softmax(logits[0, -1].float(), dim=-1)
+            decoded.append(int(step.argmax()))
+            total += float(step.max())
+        assert tokens[b] == decoded[len(forced):]
+        assert len(tokens[b]) == 4 + 3 - len(forced)
+        assert logprobs[b].item() == pytest.approx(total, abs=1e-4)

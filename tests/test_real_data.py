@@ -109,3 +109,39 @@ def test_teacher_train_sample_and_sandbox_on_real_apps(apps_spec, tmp_path, caps
     again = [json.loads(line) for line in (rescore / "samples_results.jsonl").read_text().splitlines()]
     assert [(r["task_id"], r["status"], r["passed"]) for r in again] == [(r["task_id"], r["status"], r["passed"]) for r in results]
     assert all(r["status"] for r in again)
+
+
+def test_humaneval_programs_are_the_prompt_and_the_completion(tmp_path):
+    path = ROOT.parent / "shared" / "data" / "humaneval" / "HumanEval.jsonl.gz"
+    if not path.exists():
+        print(f"skipping: {path} not found")
+        pytest.skip(f"{path} not found")
+    import codeplan
+    import sandbox
+    import torch
+    problems = data.load_problems(f"humaneval:{path}", "test")[:3]
+    tokenizer = data.Tokenizer.train([p.question + p.solutions[0] for p in data.load_problems(f"humaneval:{path}")],
+                                     str(tmp_path / "tok.model"), 400)
+    torch.manual_seed(0)
+    net = model.CodePlanModel(model.ModelConfig(vocab_size=tokenizer.vocab_size, d_model=32, d_kv=8, d_ff=64,
+                                                num_heads=2, num_layers=1, num_decoder_layers=1, dropout=0.0), quiet=True)
+    with sandbox.Pool(workers=2, timeout=4.0) as pool:
+        ranked, _ = codeplan.plan_sample(net, tokenizer, problems, pool, n=0, max_new_tokens=8, max_source=256)
+    for p, (candidate,) in zip(problems, ranked):
+        prompt = codeplan.code_prefix(p)
+        assert prompt and prompt == p.starter_code
+        assert candidate.code.startswith(prompt) and len(candidate.code) > len(prompt)   # prompt + completion
+        assert candidate.status and not candidate.passed        # 8 random tokens do not solve HumanEval
+    # the harness's own reading: the prompt plus the canonical completion passes
+    verdict = sandbox.evaluate(problems[0], problems[0].solutions[0])
+    assert verdict.passed and problems[0].solutions[0].startswith(problems[0].starter_code)
+
+
+def test_mbpp_standard_test_split():
+    path = ROOT.parent / "shared" / "data" / "mbpp" / "mbpp.jsonl"
+    if not path.exists():
+        print(f"skipping: {path} not found")
+        pytest.skip(f"{path} not found")
+    problems = data.load_problems(f"mbpp:{path}", "test")
+    assert [int(p.id) for p in problems] == list(range(11, 511))      # task_ids 11-510, as MBPP's README says
+    assert all(len(p.hidden_tests) == 3 and p.public_tests[0] == p.hidden_tests[0] for p in problems)
