@@ -267,7 +267,10 @@ class ByteLevelBPETokenizer(FolderTokenizer):
 
 def _special_tokens(config: dict) -> set[str]:
     names = [_token_text(config.get(f"{k}_token")) for k in ("bos", "eos", "unk", "sep", "pad", "cls", "mask")]
-    names += [_token_text(t) for t in config.get("additional_special_tokens") or config.get("extra_special_tokens") or []]
+    extra = config.get("additional_special_tokens") or config.get("extra_special_tokens") or []
+    if isinstance(extra, dict):   # transformers 5 may name them: {"name": token}
+        extra = list(extra.values())
+    names += [_token_text(t) for t in extra]
     return {n for n in names if n}
 
 
