@@ -17,6 +17,7 @@ import pretrained  # noqa: E402
 
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 CORPUS = ["def f(x):\n\treturn x + 1\n", "for i in range(10):\n    print(i, 'héllo wörld ✓ 日本語 ½ Ⅻ')\n",
           "  a  =  b\n\n\n  # comment 42\n", "class Solution:\n    def go(self, nums: list[int]) -> int:\n        pass\n",
