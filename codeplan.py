@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+import teacher
 from data import Problem, collate, truncate
 
 # ----------------------------------------------------------------------------- task formats
@@ -30,8 +31,23 @@ from data import Problem, collate, truncate
 CODE, PLAN, GIVEN_PLAN = "<|code|>", "<|plan|>", "<|given_plan|>"
 
 
-def _problem_text(problem: Problem) -> str:
-    parts = ["QUESTION:\n", problem.question.rstrip(), "\n"]
+class Source(str):
+    """An encoder input. It is a str (what the encoder reads) that also knows its three parts, so that a
+    long input is cut in its statement: the task marker and header (head), and the format line, a
+    given plan and ANSWER: (tail) always survive. See encode_source."""
+    head: str
+    statement: str
+    tail: str
+
+    def __new__(cls, head: str, statement: str = "", tail: str = "") -> "Source":
+        text = super().__new__(cls, head + statement + tail)
+        text.head, text.statement, text.tail = head, statement, tail
+        return text
+
+
+def _problem_parts(problem: Problem) -> tuple[str, str]:
+    """(the statement, what follows it: shown tests, starter code and the input format line)."""
+    parts = []
     # MBPP shows its first assert to the solver: that is how the function name is known
     shown = [t.input.strip() for t in problem.public_tests if t.kind == "assert" and t.input.strip() not in problem.question]
     if shown:
@@ -42,20 +58,39 @@ def _problem_text(problem: Problem) -> str:
         parts.append(f"\nUse Call-Based format, function {problem.fn_name}\n")
     else:
         parts.append("\nUse Standard Input format\n")
-    return "".join(parts)
+    return problem.question.rstrip() + "\n", "".join(parts)
 
 
-def code_source(problem: Problem, plan: str | None = None) -> str:
+def code_source(problem: Problem, plan: str | None = None) -> Source:
     """Encoder input of the code task; with `plan`, code is written following that plan."""
-    text = CODE + _problem_text(problem)
+    statement, rest = _problem_parts(problem)
     if plan:
-        text += GIVEN_PLAN + plan.strip() + "\n"
-    return text + "ANSWER:\n"
+        rest += GIVEN_PLAN + plan.strip() + "\n"
+    return Source(CODE + "QUESTION:\n", statement, rest + "ANSWER:\n")
 
 
-def plan_source(problem: Problem) -> str:
+def plan_source(problem: Problem) -> Source:
     """Encoder input of the plan task."""
-    return PLAN + _problem_text(problem) + "Let's think step by step:\n"
+    statement, rest = _problem_parts(problem)
+    return Source(PLAN + "QUESTION:\n", statement, rest + "Let's think step by step:\n")
+
+
+def encode_source(tokenizer, source: str, max_len: int) -> tuple[list[int], bool]:
+    """(encoder ids of at most max_len, whether anything was cut). A Source too long for max_len loses
+    the end of its statement; head and tail are encoded apart then, so training and decoding must both
+    come through here. Plain text keeps its first max_len ids. Should even head and tail not fit (a
+    plan longer than the budget), the tail keeps its end, where ANSWER: is."""
+    ids = tokenizer.encode(source)
+    if len(ids) <= max_len:
+        return ids, False
+    if not isinstance(source, Source):
+        return ids[:max_len], True
+    head, tail = tokenizer.encode(source.head), tokenizer.encode(source.tail)
+    room = max_len - len(head) - len(tail)
+    if room >= 0:
+        return head + tokenizer.encode(source.statement)[:room] + tail, True
+    keep = max(0, max_len - len(head))
+    return (head + tail[len(tail) - keep:])[:max_len], True
 
 
 @dataclass
@@ -68,10 +103,17 @@ class Example:
 
 def make_examples(problems: list[Problem], plans: dict[str, list[str]], solutions: str = "all") -> list[Example]:
     """One example per (problem, ground-truth solution) as in the authors' release ("all"), or one
-    per problem with its shortest solution ("shortest": the solution the teacher explains)."""
-    if solutions == "shortest":
-        return [Example(p, min(p.solutions, key=len), plans.get(p.id, [])) for p in problems if p.solutions]
-    return [Example(p, s, plans.get(p.id, [])) for p in problems for s in p.solutions]
+    per problem with its shortest solution ("shortest": the one the teacher explains, chosen the
+    teacher's way). A plan that explains one solution (teacher.Plan with a solution_index) goes only
+    with that solution: a code target is never paired with the plan of another program. A plan of no
+    particular solution (reference plans, forward mode, plain strings) goes with every solution."""
+    examples = []
+    for p in problems:
+        chosen = teacher.choose_solutions(p, 1) if solutions == "shortest" else list(enumerate(p.solutions))
+        for index, solution in chosen:
+            own = [pl for pl in plans.get(p.id, []) if getattr(pl, "solution_index", None) in (None, index)]
+            examples.append(Example(p, solution, own))
+    return examples
 
 
 def encode_batch(examples: list[Example], tokenizer, lam: float, plan_in_code: float,
@@ -79,12 +121,14 @@ def encode_batch(examples: list[Example], tokenizer, lam: float, plan_in_code: f
     """Token id pairs for both tasks of one batch. With lam == 0 no plan is ever used: that is
     plain fine-tuning. `counts` accumulates truncations so that they are reported, not hidden."""
     def pair(src: str, tgt: str, task: str) -> tuple[list[int], list[int]]:
-        s, cut_source = truncate(tokenizer.encode(src), max_source)
-        t, cut_target = truncate(tokenizer.encode(tgt), max_target - 1)   # room for EOS
+        s, cut_source = encode_source(tokenizer, src, max_source)
+        # cut after EOS is appended, as CodeRL does: a cut target ends without EOS, so the model never
+        # learns to stop in the middle of a program
+        t, cut_target = truncate(tokenizer.encode(tgt) + [tokenizer.eos_id], max_target)
         for part, cut in (("source", cut_source), ("target", cut_target)):
             if cut:
                 counts[f"{task}_{part}_truncated"] = counts.get(f"{task}_{part}_truncated", 0) + 1
-        return s, t + [tokenizer.eos_id]
+        return s, t
 
     batch = {"code": [], "plan": []}
     for ex in examples:
@@ -130,26 +174,42 @@ class MultiTaskLoss(torch.nn.Module):
 
 # ----------------------------------------------------------------------------- generation
 
+def code_prefix(problem: Problem) -> str:
+    """The text a program must begin with. HumanEval is scored as its prompt + the model's completion,
+    so there the prompt is forced as the start of the decoded program; elsewhere, nothing."""
+    return problem.starter_code if problem.source == "humaneval" else ""
+
+
 @torch.no_grad()
 def generate_texts(model, tokenizer, sources: list[str], head: str, n: int = 1, temperature: float = 0.0,
                    top_p: float = 1.0, max_new_tokens: int = 256, max_source: int = 512,
-                   batch_size: int = 32, generator: torch.Generator | None = None) -> list[list[tuple[str, float, int]]]:
-    """For each source, n decoded texts with their log-probabilities and token counts, batched over sources."""
+                   batch_size: int = 32, generator: torch.Generator | None = None,
+                   prefixes: list[str] | None = None) -> list[list[tuple[str, float, int]]]:
+    """For each source, n decoded texts with their log-probabilities and token counts, batched over
+    sources. With `prefixes`, each text begins with its prefix (forced, not scored) and continues from there."""
     device = next(model.parameters()).device
     results: list[list[tuple[str, float, int]]] = []
     per_batch = max(1, batch_size // max(1, n))
     for i in range(0, len(sources), per_batch):
-        ids = [tokenizer.encode(s)[:max_source] for s in sources[i:i + per_batch]]
+        ids = [encode_source(tokenizer, s, max_source)[0] for s in sources[i:i + per_batch]]
         # collate wants targets; a one-token dummy target is dropped right away
         enc = collate([(s, [tokenizer.eos_id]) for s in ids], tokenizer.pad_id)
+        starts = (prefixes or [""] * len(sources))[i:i + per_batch]
+        prefix = None
+        if any(starts):
+            forced = [tokenizer.encode(p) for p in starts]
+            prefix = torch.full((len(forced), max(map(len, forced))), tokenizer.pad_id, dtype=torch.long)
+            for r, row in enumerate(forced):
+                prefix[r, :len(row)] = torch.tensor(row, dtype=torch.long)
+            prefix = prefix.to(device)
         tokens, logprobs = model.generate(enc["input_ids"].to(device), enc["attention_mask"].to(device), head=head,
                                           max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                                          num_return_sequences=n, generator=generator)
+                                          num_return_sequences=n, generator=generator, prefix=prefix)
         for b in range(len(ids)):
             rows = range(b * n, (b + 1) * n)
             # the log-probability counts the EOS token too, unless the text was cut at max_new_tokens
-            results.append([(tokenizer.decode(tokens[r]), float(logprobs[r]), min(len(tokens[r]) + 1, max_new_tokens))
-                            for r in rows])
+            results.append([(starts[b] + tokenizer.decode(tokens[r]), float(logprobs[r]),
+                             min(len(tokens[r]) + 1, max_new_tokens)) for r in rows])
     return results
 
 
@@ -220,7 +280,7 @@ def generate_candidates(model, tokenizer, problems: list[Problem], n: int, sampl
     codes = generate_texts(model, tokenizer, [code_source(problems[i], plan) for i, _, (plan, _, _) in flat], "code",
                            n=samples_per_plan, temperature=0.0 if samples_per_plan == 1 else temperature, top_p=top_p,
                            max_new_tokens=max_new_tokens, max_source=max_source, batch_size=batch_size,
-                           generator=generator)
+                           generator=generator, prefixes=[code_prefix(problems[i]) for i, _, _ in flat])
     candidates: list[list[Candidate]] = [[] for _ in problems]
     for (i, j, (plan, plan_lp, plan_tokens)), outs in zip(flat, codes):
         for code, code_lp, code_tokens in outs:

@@ -38,6 +38,7 @@ from dataclasses import dataclass, fields
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch.utils.checkpoint
 
 PRESETS = {  # d_model, d_kv, d_ff, heads, encoder layers, decoder layers
     "tiny": dict(d_model=192, d_kv=48, d_ff=768, num_heads=4, num_layers=4, num_decoder_layers=4),
@@ -243,6 +244,7 @@ class Stack(nn.Module):
                                                                          else config.num_layers))
         self.final_norm = RMSNorm(config.d_model, config.layer_norm_eps)
         self.dropout = nn.Dropout(config.dropout)
+        self.checkpoint = False   # activation checkpointing, see CodePlanModel.gradient_checkpointing
 
     def position_bias(self, query_positions: torch.Tensor, key_positions: torch.Tensor) -> torch.Tensor:
         """[1, H, Q, K] bias of every (query, key) position pair."""
@@ -264,9 +266,17 @@ class Stack(nn.Module):
             mask = mask + padding_mask(attention_mask, dtype)
         x = self.dropout(x)
         for layer in self.layers:
-            cross_kv = layer.cross_attn.keys_values(encoded) if self.decoder else None
-            x = layer(x, mask, cross_kv, cross_mask)
+            if self.checkpoint and torch.is_grad_enabled():
+                # non-reentrant, with the RNG state replayed: the same dropout masks, the same gradients
+                x = torch.utils.checkpoint.checkpoint(self.run_layer, layer, x, mask, encoded, cross_mask,
+                                                      use_reentrant=False)
+            else:
+                x = self.run_layer(layer, x, mask, encoded, cross_mask)
         return self.dropout(self.final_norm(x))
+
+    def run_layer(self, layer: Block, x, mask, encoded, cross_mask) -> torch.Tensor:
+        cross_kv = layer.cross_attn.keys_values(encoded) if self.decoder else None
+        return layer(x, mask, cross_kv, cross_mask)
 
 
 class CodePlanModel(nn.Module):
@@ -319,6 +329,30 @@ class CodePlanModel(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    @torch.no_grad()
+    def resize_vocab(self, vocab_size: int) -> None:
+        """Grow (or cut) the embedding and both heads to vocab_size rows; the ids below both sizes keep
+        their rows. New rows start at the mean of the old ones, so a new token (a task marker) starts
+        with average logits instead of a random outlier."""
+        def resized(weight: torch.Tensor) -> nn.Parameter:
+            rows = weight.new_empty(vocab_size, weight.shape[1])
+            keep = min(vocab_size, weight.shape[0])
+            rows[:keep] = weight[:keep]
+            rows[keep:] = weight.mean(dim=0)
+            return nn.Parameter(rows)
+        self.embedding.weight = resized(self.embedding.weight)
+        self.embedding.num_embeddings = vocab_size
+        for head in (self.lm_head, self.plan_head):
+            if head is not None:
+                head.weight = resized(head.weight)
+                head.out_features = vocab_size
+        self.config.vocab_size = vocab_size
+
+    def gradient_checkpointing(self, enabled: bool = True) -> None:
+        """Recompute each block's activations in the backward pass instead of keeping them: training
+        memory of the blocks falls from all layers to about one, for roughly one more forward pass."""
+        self.encoder.checkpoint = self.decoder.checkpoint = enabled
+
     def head_logits(self, hidden: torch.Tensor, head: str) -> torch.Tensor:
         hidden = hidden * self.output_scale
         if head == "plan":
@@ -356,14 +390,16 @@ class CodePlanModel(nn.Module):
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, head: str = "code",
                  max_new_tokens: int = 256, temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0,
                  num_return_sequences: int = 1, generator: torch.Generator | None = None,
-                 stop_at_eos: bool = True) -> tuple[list[list[int]], torch.Tensor]:
+                 stop_at_eos: bool = True, prefix: torch.Tensor | None = None) -> tuple[list[list[int]], torch.Tensor]:
         """Batched decoding with a key/value cache. temperature 0 is greedy.
 
         Returns the tokens of each sequence (without the start token, EOS and pads) and the summed
         log-probabilities [B * num_return_sequences] of the generated tokens, EOS included, under
         log_softmax(raw logits): temperature, top-k and top-p shape the sampling, not the score.
         Rows b*n .. b*n+n-1 belong to input b. stop_at_eos=False always makes max_new_tokens tokens
-        (benchmarks) and then returns them all, EOS included.
+        (benchmarks) and then returns them all, EOS included. `prefix` [B, P], padded on the right with
+        pad: tokens each sequence is forced to begin with (HumanEval's prompt), neither returned nor scored;
+        each row then still makes up to max_new_tokens tokens of its own.
         """
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
@@ -371,13 +407,18 @@ class CodePlanModel(nn.Module):
         self.eval()
         try:
             return self._generate(input_ids, attention_mask, head, max_new_tokens, temperature, top_k, top_p,
-                                  num_return_sequences, generator, stop_at_eos)
+                                  num_return_sequences, generator, stop_at_eos, prefix)
         finally:
             self.train(was_training)
 
     def _generate(self, input_ids, attention_mask, head, max_new_tokens, temperature, top_k, top_p,
-                  num_return_sequences, generator, stop_at_eos):
+                  num_return_sequences, generator, stop_at_eos, prefix=None):
         c, device = self.config, input_ids.device
+        if prefix is None:
+            prefix = torch.full((input_ids.shape[0], 0), c.pad_id, dtype=torch.long, device=device)
+        prefix = prefix.repeat_interleave(num_return_sequences, dim=0)
+        prefix_lengths = (prefix != c.pad_id).sum(dim=1).tolist()
+        max_new_tokens += prefix.shape[1]   # the steps of the longest prefix come first
         encoded = self.encode(input_ids, attention_mask)
         if num_return_sequences > 1:  # expand the encoder output, not the input: encode once
             encoded = encoded.repeat_interleave(num_return_sequences, dim=0)
@@ -402,9 +443,11 @@ class CodePlanModel(nn.Module):
                 x = layer(x, mask, cross_kv[i], cross_mask, cache=cache[i], position=t)
             logits = self.head_logits(self.decoder.final_norm(x)[:, 0], head).float()
             chosen = choose_tokens(logits, temperature, top_k, top_p, generator)
+            forced = prefix[:, t] != c.pad_id if t < prefix.shape[1] else torch.zeros_like(finished)
+            chosen = torch.where(forced, prefix[:, t] if t < prefix.shape[1] else chosen, chosen)
             chosen = chosen.masked_fill(finished, c.pad_id)
             step_logprobs = torch.log_softmax(logits, dim=-1).gather(1, chosen[:, None])[:, 0]
-            logprobs += step_logprobs.masked_fill(finished, 0.0)
+            logprobs += step_logprobs.masked_fill(finished | forced, 0.0)
             tokens[:, t] = chosen
             current = chosen
             steps = t + 1
@@ -413,7 +456,8 @@ class CodePlanModel(nn.Module):
                 # checking costs a device sync, so only every few steps
                 if t % 8 == 7 and bool(finished.all()):
                     break
-        return [self._strip(row, stop_at_eos) for row in tokens[:, :steps].tolist()], logprobs
+        rows = tokens[:, :steps].tolist()
+        return [self._strip(row[skip:], stop_at_eos) for row, skip in zip(rows, prefix_lengths)], logprobs
 
     def _strip(self, row: list[int], stop_at_eos: bool) -> list[int]:
         if not stop_at_eos:

@@ -46,6 +46,7 @@ import torch
 import codeplan
 import data
 import model as model_lib
+import pretrained
 import sandbox
 import teacher
 
@@ -155,10 +156,10 @@ def load_checkpoint(path: Path, device: torch.device):
     state = torch.load(path, map_location=device, weights_only=False)
     model = model_lib.CodePlanModel(model_lib.ModelConfig(**state["model_config"]))
     model.load_state_dict(state["model"])
-    tok_path = path.parent / "tokenizer.model"
-    if not tok_path.exists() or tok_path.read_bytes() != state["tokenizer"]:
+    tok_path = path.parent / ("tokenizer" if state["config"].get("init") else "tokenizer.model")
+    if not tok_path.exists() or pretrained.tokenizer_snapshot(tok_path) != state["tokenizer"]:
         raise SystemExit(f"sample.py: {tok_path} is missing or differs from the tokenizer saved in {path}")
-    return model.to(device).eval(), data.Tokenizer.load(str(tok_path)), state["config"]
+    return model.to(device).eval(), pretrained.load_tokenizer(tok_path), state["config"]
 
 
 def file_digest(path: Path) -> str:

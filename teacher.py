@@ -454,9 +454,21 @@ def check_made_for(path: str, records: list[dict], problems: list[Problem]) -> N
               f"was made for this data and split", file=sys.stderr)
 
 
-def read_plans(path: str, problems: list[Problem] | None = None) -> dict[str, list[str]]:
+class Plan(str):
+    """A plan's text (a str, so it reads and compares as one), with the index of the ground-truth
+    solution it explains; None when it explains no particular one (reference and forward plans)."""
+    solution_index: int | None
+
+    def __new__(cls, text: str, solution_index: int | None = None) -> "Plan":
+        plan = super().__new__(cls, text)
+        plan.solution_index = solution_index
+        return plan
+
+
+def read_plans(path: str, problems: list[Problem] | None = None) -> dict[str, list[Plan]]:
     """task_id -> its ok plans, ordered by solution index (so a rerun with other timing reads the
     same), each (task_id, mode, solution_index) once. Teacher and reference plans read the same.
+    Each plan keeps its solution_index, so that training pairs it with the solution it explains.
     With `problems`, the plans for their ids must have been made for them (check_made_for)."""
     if not os.path.exists(path):
         raise TeacherError(f"{path}: plans file not found")
@@ -467,10 +479,10 @@ def read_plans(path: str, problems: list[Problem] | None = None) -> dict[str, li
             chosen[key] = record
     if problems is not None:
         check_made_for(path, list(chosen.values()), problems)
-    plans: dict[str, list[str]] = {}
+    plans: dict[str, list[Plan]] = {}
     order = sorted(chosen, key=lambda k: (k[0], k[1] or "", -1 if k[2] is None else k[2]))
     for key in order:
-        plans.setdefault(key[0], []).append(chosen[key]["plan"])
+        plans.setdefault(key[0], []).append(Plan(chosen[key]["plan"], key[2]))
     return plans
 
 

@@ -30,6 +30,7 @@ import torch.distributed as dist
 import codeplan
 import data
 import model as model_lib
+import pretrained
 import teacher
 
 # Peak dense bf16 FLOP/s of cards we can name, for MFU; other devices report no MFU.
@@ -44,6 +45,8 @@ class TrainConfig:
     plans: str = "reference"
     solutions: str = "shortest"
     preset: str = ""
+    init: str = ""
+    grad_checkpoint: bool = False
     vocab_size: int = 4096
     steps: int = 500
     stop_after: int = 0
@@ -80,6 +83,10 @@ def parse_args(argv=None) -> TrainConfig:
     p.add_argument("--plans", default=d.plans, help="plans file from teacher.py, or 'reference' for the synthetic benchmark's reference plans")
     p.add_argument("--solutions", default=d.solutions, choices=["shortest", "all"], help="code targets per problem: its shortest ground-truth solution, or one example per solution")
     p.add_argument("--preset", default=d.preset, choices=["", "tiny", "small", "base", "large"], help="model size; default tiny on CPU, small on CUDA")
+    p.add_argument("--init", default=d.init, help="start from a Hugging Face T5/CodeT5/CodeT5+ folder (config.json, weights, and its "
+                   "own tokenizer: spiece.model, tokenizer.json or vocab.json + merges.txt) instead of a fresh model")
+    p.add_argument("--grad-checkpoint", action="store_true", help="activation checkpointing: recompute each block in the "
+                   "backward pass (less memory, about one more forward pass of time)")
     p.add_argument("--vocab-size", type=int, default=d.vocab_size, help="sentencepiece vocabulary size trained on this run's corpus")
     p.add_argument("--steps", type=int, default=d.steps, help="optimizer steps in the whole run (the learning-rate schedule spans them)")
     p.add_argument("--stop-after", type=int, default=d.stop_after, help="stop this invocation at this step (resume later with --resume); 0 = run to --steps")
@@ -109,6 +116,8 @@ def parse_args(argv=None) -> TrainConfig:
     if not 0.0 <= cfg.lam <= 1.0 or not 0.0 <= cfg.plan_in_code <= 1.0:
         p.error("--lambda and --plan-in-code must lie in [0, 1]")
     cfg.name = cfg.name or f"lambda{cfg.lam:g}-seed{cfg.seed}"
+    if cfg.init and cfg.preset:
+        p.error("--init takes the model's shape from its folder: leave out --preset")
     return cfg
 
 
@@ -142,21 +151,28 @@ def prepare(cfg: TrainConfig, run_dir: Path, is_main: bool):
         valid_problems = data.load_problems(cfg.data, "valid")
     plans = load_plans(cfg, train_problems, run_dir, is_main)
     valid_plans = {p.id: [p.reference_plan] for p in valid_problems if p.reference_plan}
-    tok_path = run_dir / "tokenizer.model"
-    if is_main and not tok_path.exists():
+    tok_path = tokenizer_path(cfg, run_dir)
+    if is_main and cfg.init and not tok_path.exists():
+        pretrained.copy_tokenizer(cfg.init, tok_path)   # the pretrained model's own tokenizer, kept with the run
+    elif is_main and not tok_path.exists():
         # the tokenizer learns the encoder inputs as the model will see them, markers and headers included
         corpus = [codeplan.code_source(p) for p in train_problems] + [s for p in train_problems for s in p.solutions]
         corpus += [pl for pls in plans.values() for pl in pls]
         data.Tokenizer.train(corpus, str(tok_path), cfg.vocab_size)
     if dist.is_initialized():
         dist.barrier()
-    tokenizer = data.Tokenizer.load(str(tok_path))
+    tokenizer = pretrained.load_tokenizer(tok_path)
     train = codeplan.make_examples(train_problems, plans, cfg.solutions)
     valid = codeplan.make_examples(valid_problems, valid_plans, cfg.solutions)
     if len(train) < cfg.batch_size:
         raise data.DataError(f"{cfg.data}: the train split has {len(train)} examples with a ground-truth solution, "
                              f"fewer than --batch-size {cfg.batch_size}")
     return tokenizer, train, valid, valid_problems
+
+
+def tokenizer_path(cfg: TrainConfig, run_dir: Path) -> Path:
+    """A run's tokenizer: a sentencepiece model trained on its corpus, or the --init folder's tokenizer files."""
+    return run_dir / ("tokenizer" if cfg.init else "tokenizer.model")
 
 
 def batch_order(examples: list[codeplan.Example], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
@@ -215,7 +231,7 @@ def save_checkpoint(path: Path, raw_model, optimizer, scaler, step: int, best: f
         "model": raw_model.state_dict(), "model_config": asdict(raw_model.config),
         "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
         "step": step, "best_valid_code": best, "config": asdict(cfg),
-        "tokenizer": tokenizer_path.read_bytes(),
+        "tokenizer": pretrained.tokenizer_snapshot(tokenizer_path),
         "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
                 "python": random.getstate(), "numpy": np.random.get_state()},
     }
@@ -233,7 +249,7 @@ def restore_rng(rng: dict) -> None:
 
 
 # the flags that define a run; the others (--stop-after, intervals, --device, ...) may change on resume
-RUN_FIELDS = ("lam", "plan_in_code", "data", "plans", "solutions", "preset", "vocab_size", "steps", "batch_size",
+RUN_FIELDS = ("lam", "plan_in_code", "data", "plans", "solutions", "preset", "init", "vocab_size", "steps", "batch_size",
               "grad_accum", "lr", "min_lr_ratio", "warmup", "weight_decay", "clip", "dropout", "max_source_len",
               "max_target_len", "amp", "seed")
 
@@ -335,9 +351,14 @@ def train(cfg: TrainConfig) -> dict:
     torch.manual_seed(cfg.seed)
     tokenizer, train_ex, valid_ex, valid_problems = prepare(cfg, run_dir, is_main)
     preset = cfg.preset or ("small" if device.type == "cuda" else "tiny")
-    mconf = model_lib.ModelConfig.preset(preset, vocab_size=tokenizer.vocab_size, dropout=cfg.dropout,
-                                         pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id)
-    raw_model = model_lib.CodePlanModel(mconf).to(device)
+    if cfg.init:
+        preset = f"from {cfg.init}"
+        raw_model = pretrained.init_model(cfg.init, tokenizer, cfg.dropout).to(device)
+    else:
+        mconf = model_lib.ModelConfig.preset(preset, vocab_size=tokenizer.vocab_size, dropout=cfg.dropout,
+                                             pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id)
+        raw_model = model_lib.CodePlanModel(mconf).to(device)
+    raw_model.gradient_checkpointing(cfg.grad_checkpoint)
     optimizer = build_optimizer(raw_model, cfg, device)
     amp, autocast = autocast_for(cfg, device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
@@ -433,9 +454,9 @@ def train(cfg: TrainConfig) -> dict:
             log(f"step {step} | " + " ".join(f"{k} {v:.4f}" for k, v in vl.items()))
             if vl.get("valid_code", float("inf")) < best:
                 best = vl["valid_code"]
-                save_checkpoint(run_dir / "best.pt", raw_model, optimizer, scaler, step, best, cfg, run_dir / "tokenizer.model")
+                save_checkpoint(run_dir / "best.pt", raw_model, optimizer, scaler, step, best, cfg, tokenizer_path(cfg, run_dir))
         if is_main and (step % cfg.save_interval == 0 or step == end or stop):
-            save_checkpoint(ckpt_path, raw_model, optimizer, scaler, step, best, cfg, run_dir / "tokenizer.model")
+            save_checkpoint(ckpt_path, raw_model, optimizer, scaler, step, best, cfg, tokenizer_path(cfg, run_dir))
 
     summary = {"step": step, "best_valid_code": best if best < float("inf") else None, "truncated": trunc}   # JSON has no Infinity
     if stop:

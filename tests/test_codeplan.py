@@ -137,13 +137,13 @@ def test_examples_without_plans_give_no_plan_pair():
     assert codeplan.GIVEN_PLAN not in decode(batch["code"][1][0])
 
 
-def test_truncation_is_counted_and_targets_keep_eos():
+def test_truncation_is_counted_and_cut_targets_have_no_eos():
     batch, counts = encode(examples(4), lam=0.5, plan_in_code=0.0, max_source=20, max_target=8)
     assert counts == {"code_source_truncated": 4, "code_target_truncated": 4,
                       "plan_source_truncated": 4, "plan_target_truncated": 4}
     for task in ("code", "plan"):
         for s, t in batch[task]:
-            assert len(s) == 20 and len(t) == 8 and t[-1] == CharTokenizer.eos_id
+            assert len(s) == 20 and len(t) == 8 and CharTokenizer.eos_id not in t
     _, none = encode(examples(4), lam=0.5, plan_in_code=0.0)
     assert none == {}
 
