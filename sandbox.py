@@ -45,15 +45,18 @@ from __future__ import annotations
 import argparse
 import ast
 import ctypes
+import errno
 import gc
 import json
 import math
 import os
 import queue
+import re
 import resource
 import select
 import shutil
 import signal
+import stat
 import struct
 import subprocess
 import sys
@@ -239,8 +242,19 @@ def _runner(spec: dict) -> None:
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
-CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x20000000, 0x40000000
-MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE, PR_SET_CHILD_SUBREAPER = 0x1000, 0x2000, 0x4000, 0x40000, 36
+CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x20000, 0x8000000, 0x10000000, 0x20000000, 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = \
+    0x1, 0x2, 0x4, 0x8, 0x20, 0x1000, 0x2000, 0x4000, 0x40000
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 36, 38
+LAYERS = {   # what each isolation layer gives; a Pool refuses to run programs unless all are present
+    "user": "programs run as an identity that owns nothing of the caller's (root: a uid of their own; "
+            "ordinary user: a user namespace, with every capability dropped)",
+    "network": "a network namespace with no interface up: not even 127.0.0.1 is reachable",
+    "pid": "a PID namespace per run: a program can signal only its own processes, and all of them die with it",
+    "mount": "a private mount namespace: the file system is read-only except the run's working dir, "
+             "/tmp, /var/tmp and /dev/shm are private, /run/user and the sockets under /run are hidden",
+    "proc": "a /proc of the run's own PID namespace: other processes cannot be seen or read",
+}
 _PREIMPORT = ("collections", "itertools", "functools", "heapq", "bisect", "math", "re", "string", "typing",
               "fractions", "decimal", "random", "statistics", "copy", "operator", "json", "hashlib", "traceback",
               "datetime", "array", "dataclasses", "io")
@@ -250,11 +264,12 @@ def _unshare(flags: int) -> bool:
     return _libc.unshare(flags) == 0
 
 
-def _hidden_prefixes() -> list[tuple[str, str]]:
-    """(interpreter dir, its first ancestor other users cannot enter), e.g. a pyenv under a 0700 /root:
-    the runner drops root, so S shows it the interpreter through a bind mount under a fresh tmpfs."""
+def _hidden_prefixes(paths=(sys.prefix, sys.base_prefix, sys.exec_prefix)) -> list[tuple[str, str]]:
+    """(dir, its first ancestor other users cannot enter) for each of `paths` (the interpreter's) that
+    has one, e.g. a pyenv under a 0700 /root: the runner drops root, so W shows it the interpreter
+    through a bind mount under a fresh tmpfs (`_expose`)."""
     found = []
-    for prefix in sorted({os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}):
+    for prefix in sorted({os.path.realpath(p) for p in paths}):
         path = Path(prefix)
         for ancestor in reversed(path.parents):
             if ancestor != Path("/") and not os.stat(ancestor).st_mode & 0o001:
@@ -263,10 +278,10 @@ def _hidden_prefixes() -> list[tuple[str, str]]:
     return found
 
 
-def _expose(prefixes: list[tuple[str, str]]) -> None:
+def _expose(prefixes: list[tuple[str, str]], stash_dir: str) -> None:
     stashes = []
     for i, (prefix, _) in enumerate(prefixes):
-        stash = f"/tmp/.prefix{i}"
+        stash = f"{stash_dir}/.prefix{i}"
         os.mkdir(stash)
         if _libc.mount(prefix.encode(), stash.encode(), None, MS_BIND | MS_REC, None) != 0:
             raise OSError(ctypes.get_errno(), f"bind mount of {prefix}")
@@ -278,6 +293,88 @@ def _expose(prefixes: list[tuple[str, str]]) -> None:
         if _libc.mount(stash.encode(), prefix.encode(), None, MS_MOVE, None) != 0:
             raise OSError(ctypes.get_errno(), f"move mount to {prefix}")
         os.rmdir(stash)
+
+
+def _enter_user_namespace() -> bool:
+    """An ordinary user's way to the other namespaces: a user namespace in which the caller's uid and
+    gid map to themselves. W gets capabilities inside it (never outside); runners drop them all."""
+    uid, gid = os.getuid(), os.getgid()
+    if not _unshare(CLONE_NEWUSER):
+        return False
+    for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+        with open(f"/proc/self/{name}", "w") as f:
+            f.write(text)
+    return True
+
+
+def _mount_points() -> list[str]:
+    points = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        field = line.split()[4]
+        points.append(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field))
+    return points
+
+
+def _read_only_view(writable: tuple[str, ...]) -> bool:
+    """Remount every mount read-only (in W's private mount namespace) except `writable` and /proc
+    (each runner mounts its own). Flags the mount already has are kept: a user namespace may add
+    MS_RDONLY to a mount it inherited but not drop nosuid/nodev/noexec."""
+    ok = True
+    keep = {os.ST_NOSUID: MS_NOSUID, os.ST_NODEV: MS_NODEV, os.ST_NOEXEC: MS_NOEXEC,
+            os.ST_NOATIME: 0x400, os.ST_NODIRATIME: 0x800, os.ST_RELATIME: 0x200000}
+    for point in _mount_points():
+        if point in writable or point == "/proc" or point.startswith("/proc/"):
+            continue
+        try:
+            flags = os.statvfs(point).f_flag
+        except OSError:
+            continue   # out of reach for this user, then also for its programs
+        extra = sum(ms for st, ms in keep.items() if flags & st)
+        if _libc.mount(None, point.encode(), None, MS_REMOUNT | MS_BIND | MS_RDONLY | extra, None) != 0 \
+                and ctypes.get_errno() not in (errno.ENOENT, errno.EACCES):
+            ok = False
+    return ok
+
+
+def _hide_run() -> None:
+    """Sockets are reachable through a read-only mount: hide the per-user runtime dirs (session bus,
+    systemd --user, agents) under a tmpfs and cover every other socket under /run with /dev/null."""
+    if os.path.isdir("/run/user"):
+        _libc.mount(b"tmpfs", b"/run/user", b"tmpfs", MS_NOSUID | MS_NODEV, b"size=1m,mode=0755")
+    for top, dirs, files in os.walk("/run"):
+        for name in files:
+            path = os.path.join(top, name)
+            try:
+                if stat.S_ISSOCK(os.lstat(path).st_mode):
+                    _libc.mount(b"/dev/null", path.encode(), None, MS_BIND, None)
+            except OSError:
+                pass
+
+
+def _runner_mounts(workdir: str) -> None:
+    """In the runner, before any program code: its own mount and IPC namespaces, a /proc that shows
+    only its PID namespace, and its working dir as the one writable place under /tmp."""
+    if not _unshare(CLONE_NEWNS | CLONE_NEWIPC):
+        raise OSError(ctypes.get_errno(), "unshare of the runner's mount namespace")
+    for source, target, fstype, flags in ((b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC),
+                                          (workdir.encode(), workdir.encode(), None, MS_BIND),
+                                          (None, b"/tmp", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)):
+        if _libc.mount(source, target, fstype, flags, None) != 0:
+            raise OSError(ctypes.get_errno(), f"mount on {target.decode()}")
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+def _drop_capabilities() -> None:
+    """In a user namespace the runner still holds W's capabilities there (no exec drops them): clear
+    all three sets, and forbid regaining any by exec."""
+    empty = (ctypes.c_uint32 * 6)()
+    if _libc.capset(ctypes.byref(_CapHeader(0x20080522, 0)), empty) != 0:
+        raise OSError(ctypes.get_errno(), "capset")
+    if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS")
 
 
 def _set_limits(cpu_seconds: int, memory_mb: int) -> None:
@@ -317,6 +414,36 @@ def _kill_descendants() -> None:
             return
 
 
+def _fork_runner(cfg: dict) -> int:
+    """fork(); with the pid layer the child is PID 1 of a fresh PID namespace."""
+    if cfg["pid"] and not _unshare(CLONE_NEWPID):   # only the next fork enters the new namespace
+        raise OSError(ctypes.get_errno(), "unshare of the runner's PID namespace")
+    pid = os.fork()
+    # later forks (the next runner) get a namespace of their own again
+    if cfg["pid"] and pid != 0 and _libc.setns(cfg["pidns_fd"], CLONE_NEWPID) != 0:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise OSError(ctypes.get_errno(), "setns back to the worker's PID namespace")
+    return pid
+
+
+def _probe_runner_mounts(cfg: dict) -> bool:
+    """Whether a runner can make its own /proc and read-only /tmp here (a user namespace may not
+    mount a /proc where the host's is partly covered, as in some containers)."""
+    workdir = tempfile.mkdtemp(prefix="probe-", dir="/tmp")
+    pid = _fork_runner(cfg)
+    if pid == 0:
+        try:
+            _runner_mounts(workdir)
+            _drop_capabilities()
+            os._exit(0 if os.getpid() == 1 and sorted(os.listdir("/proc/1/task")) == ["1"] else 1)
+        finally:
+            os._exit(1)
+    ok = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    os.rmdir(workdir)
+    return ok
+
+
 def _supervise(spec: dict, cfg: dict) -> dict:
     """Run one unit with the runner as PID 1 of a fresh PID namespace; return raw observations."""
     drop_root = cfg["setuid"]
@@ -331,19 +458,16 @@ def _supervise(spec: dict, cfg: dict) -> dict:
     raw_steps = sum("raw" in step for steps in spec.get("tests", []) for step in steps)
     cpu = math.ceil(spec["timeout"] * (len(spec.get("tests", [])) + 1)) + 1
     start = time.monotonic()
-    pidns = cfg["pidns"] and _unshare(CLONE_NEWPID)   # only the next fork enters the new namespace
-    try:
-        pid = os.fork()
-    finally:
-        if pidns and pid != 0:   # later forks (the next unit's runner) get a namespace of their own again
-            _libc.setns(cfg["pidns_fd"], CLONE_NEWPID)
+    pid = _fork_runner(cfg)
     if pid == 0:
         try:
             os.setsid()
+            if cfg["mount"]:
+                _runner_mounts(workdir)
             for target, fd in ((0, stdin_fd), (1, pipes[0][1]), (2, pipes[1][1]), (3, pipes[2][1]), (4, pipes[3][0])):
                 os.dup2(fd, target)
             os.closerange(5, 65536)
-            os.chdir(workdir)
+            os.chdir(workdir)   # after the bind mount, so that the working dir is the writable mount
             os.environ.clear()
             os.environ.update({"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": workdir,
                                "TMPDIR": workdir, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
@@ -352,6 +476,8 @@ def _supervise(spec: dict, cfg: dict) -> dict:
                 os.setgroups([])
                 os.setgid(uid)
                 os.setuid(uid)
+            _drop_capabilities()
+            _libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)   # W is not; the runner's own /proc/self stays its own
             os.umask(0o077)
             sys.stdin = open(0, "r", closefd=False)
             sys.stdout = open(1, "w", closefd=False)
@@ -407,10 +533,10 @@ def _supervise(spec: dict, cfg: dict) -> dict:
     os.kill(pid, signal.SIGKILL)   # the runner is init: the kernel kills the rest, and wait4 returns after
     _, status, usage = os.wait4(pid, 0)
     elapsed = time.monotonic() - start
-    if not pidns:
+    if not cfg["pid"]:
         _kill_descendants()
     shutil.rmtree(workdir, ignore_errors=True)
-    if cfg["private_tmp"]:   # the one place other than workdir a program could write: wipe it
+    if cfg["mount"]:   # the one place other than workdir a program could write: wipe it
         for entry in os.scandir("/dev/shm"):
             shutil.rmtree(entry.path, ignore_errors=True) if entry.is_dir() else os.unlink(entry.path)
     records = []
@@ -460,34 +586,48 @@ def _recv(fd: int) -> Any:
 
 
 def _worker_main(uid: int) -> None:
-    """W: the fork server. Reads jobs, runs their units one after another, answers."""
+    """W: the fork server. Builds its namespaces, then reads jobs, runs their units one after
+    another, answers. The first message says which isolation layers (LAYERS) it has."""
     fd_in, fd_out = os.dup(0), os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
-    network_isolated = _unshare(CLONE_NEWNET)
-    probe = os.fork()
-    if probe == 0:
-        os._exit(0 if _unshare(CLONE_NEWPID) else 1)
-    pidns = os.waitstatus_to_exitcode(os.waitpid(probe, 0)[1]) == 0
-    prefixes = _hidden_prefixes()
-    # Mount only inside a mount namespace of our own: anything else would change the host's mounts.
-    # /tmp and /var/tmp become root-only, so a program can write only to its own working dir.
-    private_tmp = _unshare(CLONE_NEWNS) and _libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) == 0
-    for path, mode in (("/tmp", "0755"), ("/var/tmp", "0755"), ("/dev/shm", "1777")) if private_tmp else ():
-        if os.path.isdir(path):
-            _libc.mount(b"tmpfs", path.encode(), b"tmpfs", 0, f"size=256m,mode={mode}".encode())
-    setuid = os.geteuid() == 0 and pidns and private_tmp
-    if not pidns:
+    root = os.geteuid() == 0
+    userns = not root and _enter_user_namespace()
+    layers = {"network": _unshare(CLONE_NEWNET), "pid": _unshare(CLONE_NEWPID)}
+    if layers["pid"]:
+        # W itself becomes PID 1 of a namespace it owns, so that it may return into it (setns) after
+        # making each runner's namespace; this first process only passes on the exit status.
+        inner = os.fork()
+        if inner:
+            code = os.waitstatus_to_exitcode(os.waitpid(inner, 0)[1])
+            os._exit(code if code >= 0 else 128 - code)
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    else:
         _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    if setuid and prefixes:
-        _expose(prefixes)
+    _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)   # same uid as its programs (user namespace): no ptrace, no /proc/W/mem
+    # Mount only inside a mount namespace of our own: anything else would change the host's mounts.
+    mount = _unshare(CLONE_NEWNS) and _libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) == 0
+    for path, mode in (("/tmp", "0755"), ("/var/tmp", "0755"), ("/dev/shm", "1777")) if mount else ():
+        if os.path.isdir(path):
+            mount = mount and _libc.mount(b"tmpfs", path.encode(), b"tmpfs", MS_NOSUID | MS_NODEV,
+                                          f"size=256m,mode={mode}".encode()) == 0
+    layers["user"] = userns or (root and layers["pid"] and mount)
+    prefixes = _hidden_prefixes()
+    if root and layers["user"] and prefixes:
+        _expose(prefixes, "/tmp")
+    if mount:
+        _hide_run()
+        mount = _read_only_view(writable=("/tmp", "/dev/shm"))
+    layers["mount"] = mount
+    cfg = {"uid": uid, "setuid": root and layers["user"], "mount": mount, "pid": layers["pid"],
+           "pidns_fd": os.open("/proc/self/ns/pid", os.O_RDONLY)}
+    layers["proc"] = mount and layers["pid"] and _probe_runner_mounts(cfg)
     for name in _PREIMPORT:
         __import__(name)
     gc.freeze()   # forked children then leave the shared pages alone when they collect garbage
-    _send(fd_out, {"network": network_isolated, "pidns": pidns, "setuid": setuid})
-    cfg = {"uid": uid, "setuid": setuid, "private_tmp": private_tmp, "pidns": pidns,
-           "pidns_fd": os.open("/proc/self/ns/pid", os.O_RDONLY)}
+    _send(fd_out, {"layers": layers, "mode": "root" if root else "user namespace" if userns else "none"})
+    cfg["mount"] = layers["proc"]
     while True:
         try:
             job = _recv(fd_in)
@@ -554,13 +694,26 @@ def _plan(problem, code: str, tests: list, timeout: float) -> tuple[list[dict], 
 
 # ----------------------------------------------------------------------------- Pool, evaluate, evaluate_many
 
+class IsolationError(SandboxError):
+    """Isolation layers are missing here and the caller did not accept the weaker mode."""
+
+
+ALLOW_WEAK_ENV = "CODEPLAN_SANDBOX_ALLOW_WEAK"   # "1": run programs even with isolation layers missing
 _warned = False
+
+
+def _weak_allowed(allow_weak_isolation: bool | None) -> bool:
+    if allow_weak_isolation is not None:
+        return allow_weak_isolation
+    return os.environ.get(ALLOW_WEAK_ENV, "") not in ("", "0")
 
 
 class _Worker:
     def __init__(self, index: int):
         self.uid = 40000 + (os.getpid() * 8 + index) % 20000
         self.proc: subprocess.Popen | None = None
+        self.layers: dict[str, bool] = {}
+        self.mode = ""
 
     def start(self) -> None:
         boot = (f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); import sandbox; "
@@ -570,14 +723,7 @@ class _Worker:
                                                                   "LANG": "C.UTF-8"},
                                      close_fds=True, start_new_session=True, cwd="/")
         hello = _recv(self.proc.stdout.fileno())
-        global _warned
-        missing = [name for name in ("network", "pidns", "setuid") if not hello[name]]
-        if missing and not _warned:
-            _warned = True
-            print(f"sandbox: warning: isolation layer(s) unavailable here: {', '.join(missing)} "
-                  "(network: no network namespace; pidns: no PID namespace, descendants are tracked "
-                  "instead; setuid: programs keep the caller's user rights, which needs root, a PID and a "
-                  "mount namespace)", file=sys.stderr)
+        self.layers, self.mode = hello["layers"], hello["mode"]
 
     def run(self, job: dict) -> list[dict]:
         for attempt in (0, 1):
@@ -605,15 +751,42 @@ class _Worker:
 class Pool:
     """Pre-started isolated workers (one per core by default) that evaluate programs in parallel."""
 
-    def __init__(self, workers: int | None = None, timeout: float = 4.0, memory_mb: int = 2048):
+    def __init__(self, workers: int | None = None, timeout: float = 4.0, memory_mb: int = 2048,
+                 allow_weak_isolation: bool | None = None):
+        """allow_weak_isolation: run programs even where isolation layers (LAYERS) are missing; None
+        reads the environment variable CODEPLAN_SANDBOX_ALLOW_WEAK. Without it a Pool refuses
+        (IsolationError naming the missing layers)."""
         self.timeout, self.memory_mb = timeout, memory_mb
         self._jobs: queue.Queue = queue.Queue()
         self._workers = [_Worker(i) for i in range(workers or os.cpu_count() or 1)]
         for w in self._workers:
             w.start()
+        self.layers, self.mode = self._workers[0].layers, self._workers[0].mode
+        missing = [name for name, present in self.layers.items() if not present]
+        if missing:
+            self._refuse_or_warn(missing, _weak_allowed(allow_weak_isolation))
         self._threads = [threading.Thread(target=self._serve, args=(w,), daemon=True) for w in self._workers]
         for t in self._threads:
             t.start()
+
+    def _refuse_or_warn(self, missing: list[str], allowed: bool) -> None:
+        global _warned
+        what = "; ".join(f"{name}: {LAYERS[name]}" for name in missing)
+        where = ("unprivileged user namespaces are unavailable here (see /proc/sys/user/max_user_namespaces, "
+                 "kernel.unprivileged_userns_clone, apparmor_restrict_unprivileged_userns)"
+                 if self.mode == "none" else f"isolation mode: {self.mode}")
+        if not allowed:
+            for w in self._workers:
+                w.stop()
+            raise IsolationError(
+                f"refusing to run untrusted programs: isolation layer(s) missing: {', '.join(missing)} ({where}). "
+                f"Missing: {what}. Without them a program may signal, read or write beyond its own process tree. "
+                f"To accept that, pass --allow-weak-isolation (Pool(allow_weak_isolation=True), or set "
+                f"{ALLOW_WEAK_ENV}=1).")
+        if not _warned:
+            _warned = True
+            print(f"sandbox: warning: running with isolation layer(s) missing: {', '.join(missing)} ({where}). "
+                  f"Missing: {what}.", file=sys.stderr)
 
     def _serve(self, worker: _Worker) -> None:
         while (item := self._jobs.get()) is not None:

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -33,18 +34,93 @@ def pool():
     os.environ.pop("CODEPLAN_SANDBOX_SECRET")
 
 
-def sandbox_processes(pool) -> list[int]:
-    """Live processes running as any of the pool's sandbox uids (what a program could leave behind)."""
-    uids = {str(w.uid) for w in pool._workers}
-    found = []
+def processes() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, uid) of every live process (zombies left out)."""
+    table = {}
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
             fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
         except OSError:
             continue
-        if fields.get("Uid", "").split()[:1] and fields["Uid"].split()[0] in uids and "Z" not in fields.get("State", ""):
-            found.append(int(status.parent.name))
-    return found
+        if "Z" not in fields.get("State", ""):
+            table[int(status.parent.name)] = (int(fields["PPid"]), int(fields["Uid"].split()[0]))
+    return table
+
+
+class UserPool:
+    """A sandbox.Pool run by an ordinary user (uid `uid`, no capabilities) in a server process that
+    the root test suite starts through tests/unprivileged.py; `submit` has Pool's signature."""
+
+    def __init__(self, uid: int, userns_allowed: bool, weak: bool = False):
+        self.uid = uid
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "tests" / "unprivileged.py"), "launch", str(ROOT), str(uid),
+             "userns" if userns_allowed else "no-userns", "weak" if weak else "strict"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        self.hello = json.loads(line) if line else {"failed": self.proc.communicate(timeout=60)[1]}
+        # a stand-in for the user's shell and editor: a process of the same uid outside the sandbox
+        self.bystander = subprocess.Popen(["sleep", "600"], user=uid, group=uid, extra_groups=[])
+        self.baseline = {pid for pid, (_, u) in processes().items() if u == uid}
+
+    def submit(self, problem, code, tests="hidden", timeout=None):
+        f = Future()
+        f.set_result(judge.Verdict(**self.ask({"problem": problem.to_dict(), "code": code, "tests": tests,
+                                                "timeout": 1.0 if timeout is None else timeout})))
+        return f
+
+    def ask(self, request: dict) -> dict:
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None and self.bystander.poll() is None
+
+    def close(self) -> None:
+        self.bystander.kill()
+        self.bystander.wait()
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def free_uid() -> int:
+    """A uid no process uses: the user-mode tests count its processes."""
+    used = {u for _, u in processes().values()}
+    return next(u for u in range(60000 + os.getpid() % 4000, 65000) if u not in used)
+
+
+@pytest.fixture(scope="module", params=["caller", "ordinary user"])
+def hostile_pool(request, pool):
+    """The hostile-program battery runs on the suite's own pool and, when the suite runs as root, on
+    a pool run by an ordinary user (a fresh uid) as most researchers run it."""
+    if request.param == "caller":
+        yield pool
+        return
+    if os.geteuid() != 0:
+        pytest.skip("the suite runs as an ordinary user already: the 'caller' pool is that case")
+    user_pool = UserPool(free_uid(), userns_allowed=True)   # its server gets the secret the pool fixture set
+    if "failed" in user_pool.hello:
+        user_pool.close()
+        pytest.skip(f"cannot start a process as an ordinary user here: {user_pool.hello['failed'][-300:]}")
+    if "refused" in user_pool.hello:
+        user_pool.close()
+        pytest.skip("unprivileged user namespaces are unavailable on this machine: the sandbox refuses, "
+                    "which test_ordinary_user_without_user_namespaces_is_refused checks")
+    assert user_pool.hello["mode"] == "user namespace" and all(user_pool.hello["layers"].values())
+    yield user_pool
+    assert user_pool.alive()
+    user_pool.close()
+
+
+def sandbox_processes(pool) -> list[int]:
+    """Live processes a program could have left behind: for the root pool, any process of a sandbox
+    uid; for an ordinary user's pool, any process of that uid that was not there before."""
+    table = processes()
+    if isinstance(pool, UserPool):
+        return [pid for pid, (_, uid) in table.items() if uid == pool.uid and pid not in pool.baseline]
+    uids = {w.uid for w in pool._workers}
+    return [pid for pid, (_, uid) in table.items() if uid in uids]
 
 
 def stdio(*pairs) -> Problem:
@@ -173,8 +249,8 @@ def test_public_tests_selected(pool):
 # ----------------------------------------------------------------------------- hostile programs
 
 
-def test_infinite_loop_and_fork_bomb_leave_nothing(pool):
-    assert run(pool, ADD_STDIO, "while True:\n    pass\n").status == "timeout"
+def test_infinite_loop_and_fork_bomb_leave_nothing(hostile_pool):
+    assert run(hostile_pool, ADD_STDIO, "while True:\n    pass\n").status == "timeout"
     bomb = """
         import os, time
         for _ in range(12):
@@ -184,17 +260,17 @@ def test_infinite_loop_and_fork_bomb_leave_nothing(pool):
                 pass
         time.sleep(30)
         """
-    v = run(pool, ADD_STDIO, bomb)
+    v = run(hostile_pool, ADD_STDIO, bomb)
     assert not v.passed and v.status == "timeout"
-    assert sandbox_processes(pool) == []
+    assert sandbox_processes(hostile_pool) == []
 
 
-def test_memory_bomb(pool):
-    v = run(pool, ADD_STDIO, "chunks = []\nwhile True:\n    chunks.append(' ' * 10**7)\n")
-    assert v.status == "memory_limit" and sandbox_processes(pool) == []
+def test_memory_bomb(hostile_pool):
+    v = run(hostile_pool, ADD_STDIO, "chunks = []\nwhile True:\n    chunks.append(' ' * 10**7)\n")
+    assert v.status == "memory_limit" and sandbox_processes(hostile_pool) == []
 
 
-def test_setsid_orphan_is_killed(pool):
+def test_setsid_orphan_is_killed(hostile_pool):
     orphan = """
         import os, time
         if os.fork() == 0:
@@ -205,12 +281,12 @@ def test_setsid_orphan_is_killed(pool):
         a, b = map(int, input().split())
         print(a + b)
         """
-    v = run(pool, ADD_STDIO, orphan)
+    v = run(hostile_pool, ADD_STDIO, orphan)
     assert v.passed            # the orphan holds stdout open; the verdict does not wait for it
-    assert sandbox_processes(pool) == []
+    assert sandbox_processes(hostile_pool) == []
 
 
-def test_writing_and_deleting_outside_workdir(pool, tmp_path):
+def test_writing_and_deleting_outside_workdir(hostile_pool, tmp_path):
     keep = tmp_path / "keep.txt"
     keep.write_text("precious")
     tmp_path.chmod(0o755)
@@ -230,12 +306,25 @@ def test_writing_and_deleting_outside_workdir(pool, tmp_path):
         open("inside.txt", "w").write("fine")
         print(open("inside.txt").read())
         """
-    assert run(pool, stdio(("", "fine\n")), code).passed   # the working dir itself is writable
+    assert run(hostile_pool, stdio(("", "fine\n")), code).passed   # the working dir itself is writable
     assert [t for t in targets if t.exists()] == []
     assert keep.read_text() == "precious"
+    if isinstance(hostile_pool, UserPool):   # the user's own files: writable for the user, not for its programs
+        home = "/mnt/home"
+        code = f"""
+            import os
+            for attempt in (lambda: open("{home}/pwned.txt", "w"), lambda: os.remove("{home}/keep.txt"),
+                            lambda: os.chmod("{home}", 0o777)):
+                try:
+                    attempt()
+                except OSError as e:
+                    print(e.errno)
+            """
+        assert run(hostile_pool, stdio(("", "30\n30\n30\n")), code).passed   # EROFS, each time
+        assert hostile_pool.ask({"home": 1}) == {"keep.txt": "precious"}
 
 
-def test_parent_environment_is_invisible(pool):
+def test_parent_environment_is_invisible(hostile_pool):
     code = f"""
         import os, glob
         seen = {SECRET!r} in repr(dict(os.environ))
@@ -246,11 +335,11 @@ def test_parent_environment_is_invisible(pool):
                 pass
         print("FOUND" if seen else "CLEAN")
         """
-    v = run(pool, stdio(("", "CLEAN\n")), code)
+    v = run(hostile_pool, stdio(("", "CLEAN\n")), code)
     assert v.passed, v.message
 
 
-def test_no_network(pool):
+def test_no_network(hostile_pool):
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
@@ -264,14 +353,14 @@ def test_no_network(pool):
         except OSError:
             print("BLOCKED")
         """
-    v = run(pool, stdio((f"{listener.getsockname()[1]}\n", "BLOCKED\n")), code)
+    v = run(hostile_pool, stdio((f"{listener.getsockname()[1]}\n", "BLOCKED\n")), code)
     with pytest.raises(socket.timeout):
         listener.accept()
     listener.close()
     assert v.passed, v.message
 
 
-def test_early_exit_cannot_pass_asserts(pool):
+def test_early_exit_cannot_pass_asserts(hostile_pool):
     raw = asserts("for i in range(2):\n    assert add(i, 0) == i\n")
     converted = asserts("assert add(1, 2) == 3")
     exits = ["import os\nos._exit(0)\n",
@@ -281,11 +370,11 @@ def test_early_exit_cannot_pass_asserts(pool):
              "import sys\ndef add(a, b):\n    sys.exit(0)\n"]
     for code in exits:
         for p in (raw, converted):
-            v = run(pool, p, code)
+            v = run(hostile_pool, p, code)
             assert not v.passed and v.status == "runtime_error", (code, v)
 
 
-def test_fake_markers_and_forged_records_fail(pool):
+def test_fake_markers_and_forged_records_fail(hostile_pool):
     forged = """
         import os, json
         print("passed")
@@ -297,11 +386,11 @@ def test_fake_markers_and_forged_records_fail(pool):
                 pass
         os._exit(0)
         """
-    assert not run(pool, asserts("for i in range(2):\n    assert add(i, 0) == i\n"), forged).passed
-    assert not run(pool, ADD_STDIO, forged).passed
+    assert not run(hostile_pool, asserts("for i in range(2):\n    assert add(i, 0) == i\n"), forged).passed
+    assert not run(hostile_pool, ADD_STDIO, forged).passed
 
 
-def test_always_equal_objects_and_patched_builtins_fail(pool):
+def test_always_equal_objects_and_patched_builtins_fail(hostile_pool):
     always = """
         class Anything(int):
             def __eq__(self, other):
@@ -313,10 +402,10 @@ def test_always_equal_objects_and_patched_builtins_fail(pool):
         def add(a, b):
             return Anything(0) if a else Weird()
         """
-    assert run(pool, call("add", ([1, 2], 3)), always).status == "wrong_answer"
-    assert run(pool, call("add", ([0, 2], 2)), always).status == "wrong_answer"
-    assert run(pool, asserts("assert add(1, 2) == 3"), always).status == "wrong_answer"
-    assert run(pool, asserts("assert add(0, 2) == 2"), always).status == "wrong_answer"
+    assert run(hostile_pool, call("add", ([1, 2], 3)), always).status == "wrong_answer"
+    assert run(hostile_pool, call("add", ([0, 2], 2)), always).status == "wrong_answer"
+    assert run(hostile_pool, asserts("assert add(1, 2) == 3"), always).status == "wrong_answer"
+    assert run(hostile_pool, asserts("assert add(0, 2) == 2"), always).status == "wrong_answer"
     patched = """
         import builtins, json
         builtins.type = lambda *a: int
@@ -325,17 +414,41 @@ def test_always_equal_objects_and_patched_builtins_fail(pool):
         def add(a, b):
             return 0
         """
-    assert run(pool, call("add", ([1, 2], 3)), patched).status == "wrong_answer"
+    assert run(hostile_pool, call("add", ([1, 2], 3)), patched).status == "wrong_answer"
 
 
-def test_killing_the_parent_fails_and_pool_carries_on(pool):
+def test_killing_the_parent_fails_and_pool_carries_on(hostile_pool):
     for code in ("import os\nos.kill(os.getppid(), 9)\nprint(3)\n",
                  "import os, signal\nos.kill(-1, signal.SIGKILL)\nprint(3)\n",
-                 "import os\nos.killpg(0, 9)\n"):
-        v = run(pool, ADD_STDIO, code)
+                 "import os\nos.killpg(0, 9)\n",
+                 "import os\nos.killpg(os.getpgid(os.getppid()), 9)\n",
+                 "import os\nfor p in os.listdir('/proc'):\n    if p.isdigit() and int(p) != os.getpid():\n"
+                 "        try:\n            os.kill(int(p), 9)\n        except OSError:\n            pass\nprint(3)\n"):
+        v = run(hostile_pool, ADD_STDIO, code)
         assert not v.passed
-    assert run(pool, ADD_STDIO, ADD).passed
-    assert sandbox_processes(pool) == []
+    assert run(hostile_pool, ADD_STDIO, ADD).passed
+    assert sandbox_processes(hostile_pool) == []
+    if isinstance(hostile_pool, UserPool):
+        assert hostile_pool.alive()   # the harness and the user's other process, same uid, both still there
+
+
+def test_ordinary_user_without_user_namespaces_is_refused():
+    """Where an ordinary user cannot make user namespaces (here: a user namespace whose
+    max_user_namespaces is 0), a Pool refuses and names the missing layers; with the opt-in it runs."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to make a machine without user namespaces for an ordinary user")
+    refused = UserPool(free_uid(), userns_allowed=False)
+    refused.close()
+    if "failed" in refused.hello:
+        pytest.skip(f"cannot start a process as an ordinary user here: {refused.hello['failed'][-300:]}")
+    assert "refusing to run untrusted programs" in refused.hello["refused"]
+    assert "network, pid, user, mount, proc" in refused.hello["refused"] and "--allow-weak-isolation" in refused.hello["refused"]
+    weak = UserPool(free_uid(), userns_allowed=False, weak=True)
+    try:
+        assert weak.hello["mode"] == "none" and not any(weak.hello["layers"].values())
+        assert run(weak, ADD_STDIO, ADD).passed
+    finally:
+        weak.close()
 
 # ----------------------------------------------------------------------------- pass@k and the CLI
 
