@@ -251,7 +251,9 @@ LAYERS = {   # what each isolation layer gives; a Pool refuses to run programs u
     "user": "programs run as an identity that owns nothing of the caller's (root: a uid of their own; "
             "ordinary user: a user namespace, with every capability dropped)",
     "network": "a network namespace with no interface up: not even 127.0.0.1 is reachable",
-    "pid": "a PID namespace per run: a program can signal only its own processes, and all of them die with it",
+    "pid": "a PID namespace per run: a program sees and signals only its own processes, and all of them die "
+           "with it (without it: descendants are tracked and killed, and on x86_64 and aarch64 a seccomp "
+           "filter lets a program signal only its own process and process group)",
     "mount": "a private mount namespace: the file system is read-only except the run's working dir, "
              "/tmp, /var/tmp and /dev/shm are private, /run/user and the sockets under /run are hidden",
     "proc": "a /proc of the run's own PID namespace: other processes cannot be seen or read",
@@ -362,6 +364,40 @@ def _runner_mounts(workdir: str) -> None:
                                           (None, b"/tmp", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)):
         if _libc.mount(source, target, fstype, flags, None) != 0:
             raise OSError(ctypes.get_errno(), f"mount on {target.decode()}")
+
+
+# Without a PID namespace (the weak mode) a seccomp filter keeps a program's signals inside its own
+# tree: kill/tkill/tgkill/rt_(tg)sigqueueinfo may target only the runner's pid, its process group
+# (0 or -pid), and nothing else; pidfd_send_signal, ptrace and process_vm_* are refused outright, as
+# are syscalls of any other ABI (i386 via int 0x80, x32), which would bypass the numbers below.
+_SIGNAL_SYSCALLS = {   # machine: (audit arch, syscalls whose target is checked, syscalls refused)
+    "x86_64": (0xC000003E, (62, 200, 234, 129, 297), (424, 101, 310, 311)),
+    "aarch64": (0xC00000B7, (129, 130, 131, 138, 240), (424, 117, 270, 271)),
+}
+
+
+def _guard_signals(own_pid: int) -> bool:
+    """Install the filter above (needs PR_SET_NO_NEW_PRIVS) where the machine is one of _SIGNAL_SYSCALLS."""
+    arch, checked, refused = _SIGNAL_SYSCALLS[os.uname().machine]
+    LD, JEQ, JGE, RET, ALLOW, DENY = 0x20, 0x15, 0x35, 0x06, 0x7FFF0000, 0x00050000 | errno.EPERM
+    prog = [(LD, 0, 0, 4), (JEQ, 1, 0, arch), (RET, 0, 0, DENY), (LD, 0, 0, 0)]
+    if arch == 0xC000003E:
+        prog += [(JGE, 0, 1, 0x40000000), (RET, 0, 0, DENY)]
+    for nr in refused:
+        prog += [(JEQ, 0, 1, nr), (RET, 0, 0, DENY)]
+    for nr in checked:   # the first argument (pid or tgid), its low 32 bits: pid_t is an int
+        prog += [(JEQ, 0, 6, nr), (LD, 0, 0, 16), (JEQ, 2, 0, 0), (JEQ, 1, 0, own_pid),
+                 (JEQ, 0, 1, -own_pid & 0xFFFFFFFF), (RET, 0, 0, ALLOW), (RET, 0, 0, DENY)]
+    prog.append((RET, 0, 0, ALLOW))
+
+    class Filter(ctypes.Structure):
+        _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+    class Program(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(Filter))]
+    filters = (Filter * len(prog))(*[Filter(*f) for f in prog])
+    PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
+    return _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(Program(len(prog), filters)), 0, 0) == 0
 
 
 class _CapHeader(ctypes.Structure):
@@ -478,6 +514,8 @@ def _supervise(spec: dict, cfg: dict) -> dict:
                 os.setgid(uid)
                 os.setuid(uid)
             _drop_capabilities()
+            if not cfg["pid"] and os.uname().machine in _SIGNAL_SYSCALLS and not _guard_signals(os.getpid()):
+                raise OSError(ctypes.get_errno(), "seccomp filter")
             _libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)   # W is not; the runner's own /proc/self stays its own
             os.umask(0o077)
             sys.stdin = open(0, "r", closefd=False)

@@ -72,7 +72,9 @@ class UserPool:
     def ask(self, request: dict) -> dict:
         self.proc.stdin.write(json.dumps(request) + "\n")
         self.proc.stdin.flush()
-        return json.loads(self.proc.stdout.readline())
+        line = self.proc.stdout.readline()
+        assert line, f"the ordinary user's harness is gone (killed by a program?), exit {self.proc.wait(timeout=60)}"
+        return json.loads(line)
 
     def alive(self) -> bool:
         return self.proc.poll() is None and self.bystander.poll() is None
@@ -496,6 +498,14 @@ def test_ordinary_user_without_user_namespaces_is_refused():
     try:
         assert weak.hello["mode"] == "none" and not any(weak.hello["layers"].values())
         assert run(weak, ADD_STDIO, ADD).passed
+        if os.uname().machine in sandbox._SIGNAL_SYSCALLS:   # even then, no signal leaves the program's tree
+            for target in ("-1", "os.getppid()", "-os.getpgid(os.getppid())"):
+                code = f"import os\ntry:\n    os.kill({target}, 9)\nexcept PermissionError:\n    print(3)\n"
+                assert run(weak, ADD_STDIO, code).tests[0] == "passed", target
+            own = "import os\nos.kill(os.getpid(), 0)\nos.killpg(0, 0)\nif os.fork() == 0:\n" \
+                  "    os.kill(os.getppid(), 0)\n    os._exit(0)\nos.wait()\nprint(3)\n"
+            assert run(weak, ADD_STDIO, own).tests[0] == "passed"
+            assert weak.alive()
     finally:
         weak.close()
 
