@@ -314,9 +314,12 @@ def _enter_user_namespace() -> bool:
     uid, gid = os.getuid(), os.getgid()
     if not _unshare(CLONE_NEWUSER):
         return False
-    for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
-        with open(f"/proc/self/{name}", "w") as f:
-            f.write(text)
+    try:
+        for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+            with open(f"/proc/self/{name}", "w") as f:
+                f.write(text)
+    except OSError:   # e.g. a security module that allows the namespace but not the mapping
+        return False
     return True
 
 
