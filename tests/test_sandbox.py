@@ -109,10 +109,12 @@ def hostile_pool(request, pool):
         user_pool.close()
         pytest.skip("unprivileged user namespaces are unavailable on this machine: the sandbox refuses, "
                     "which test_ordinary_user_without_user_namespaces_is_refused checks")
-    assert user_pool.hello["mode"] == "user namespace" and all(user_pool.hello["layers"].values())
-    yield user_pool
-    assert user_pool.alive()
-    user_pool.close()
+    try:
+        assert user_pool.hello["mode"] == "user namespace" and all(user_pool.hello["layers"].values())
+        yield user_pool
+        assert user_pool.alive()
+    finally:
+        user_pool.close()
 
 
 def sandbox_processes(pool) -> list[int]:
@@ -489,7 +491,7 @@ def test_ordinary_user_without_user_namespaces_is_refused():
     if os.geteuid() != 0:
         pytest.skip("needs root to make a machine without user namespaces for an ordinary user")
     refused = UserPool(free_uid(), userns_allowed=False)
-    refused.close()
+    refused.close()   # the server has exited already: it had nothing to serve
     if "failed" in refused.hello:
         pytest.skip(f"cannot start a process as an ordinary user here: {refused.hello['failed'][-300:]}")
     assert "refusing to run untrusted programs" in refused.hello["refused"]
