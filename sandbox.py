@@ -486,7 +486,7 @@ def _probe_runner_mounts(cfg: dict) -> bool:
         try:
             _runner_mounts(workdir)
             _drop_capabilities()
-            os._exit(0 if os.getpid() == 1 and sorted(os.listdir("/proc/1/task")) == ["1"] else 1)
+            os._exit(0 if [e for e in os.listdir("/proc") if e.isdigit()] == ["1"] else 1)
         finally:
             os._exit(1)
     ok = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
@@ -512,7 +512,7 @@ def _supervise(spec: dict, cfg: dict) -> dict:
     if pid == 0:
         try:
             os.setsid()
-            if cfg["mount"]:
+            if cfg["runner_mounts"]:
                 _runner_mounts(workdir)
             for target, fd in ((0, stdin_fd), (1, pipes[0][1]), (2, pipes[1][1]), (3, pipes[2][1]), (4, pipes[3][0])):
                 os.dup2(fd, target)
@@ -588,7 +588,7 @@ def _supervise(spec: dict, cfg: dict) -> dict:
     if not cfg["pid"]:
         _kill_descendants()
     shutil.rmtree(workdir, ignore_errors=True)
-    if cfg["mount"]:   # the one place other than workdir a program could write: wipe it
+    if cfg["private_shm"]:   # the one place other than workdir a program could write: wipe it
         for entry in os.scandir("/dev/shm"):
             shutil.rmtree(entry.path, ignore_errors=True) if entry.is_dir() else os.unlink(entry.path)
     records = []
@@ -672,14 +672,14 @@ def _worker_main(uid: int) -> None:
         _hide_run()
         mount = _read_only_view(writable=("/tmp", "/dev/shm"))
     layers["mount"] = mount
-    cfg = {"uid": uid, "setuid": root and layers["user"], "mount": mount, "pid": layers["pid"],
+    cfg = {"uid": uid, "setuid": root and layers["user"], "private_shm": mount, "pid": layers["pid"],
            "pidns_fd": os.open("/proc/self/ns/pid", os.O_RDONLY)}
     layers["proc"] = mount and layers["pid"] and _probe_runner_mounts(cfg)
     for name in _PREIMPORT:
         __import__(name)
     gc.freeze()   # forked children then leave the shared pages alone when they collect garbage
     _send(fd_out, {"layers": layers, "mode": "root" if root else "user namespace" if userns else "none"})
-    cfg["mount"] = layers["proc"]
+    cfg["runner_mounts"] = layers["proc"]
     while True:
         try:
             job = _recv(fd_in)
