@@ -118,13 +118,24 @@ def hostile_pool(request, pool):
 
 
 def sandbox_processes(pool) -> list[int]:
-    """Live processes a program could have left behind: for the root pool, any process of a sandbox
-    uid; for an ordinary user's pool, any process of that uid that was not there before."""
+    """Live processes a program could have left behind: for a root pool, any process of a sandbox
+    uid; for an ordinary user's pool, any process of that uid that was not there before; for the
+    suite's own pool when the suite is not root, anything below the workers' fork servers."""
     table = processes()
     if isinstance(pool, UserPool):
         return [pid for pid, (_, uid) in table.items() if uid == pool.uid and pid not in pool.baseline]
-    uids = {w.uid for w in pool._workers}
-    return [pid for pid, (_, uid) in table.items() if uid in uids]
+    if os.geteuid() == 0:
+        uids = {w.uid for w in pool._workers}
+        return [pid for pid, (_, uid) in table.items() if uid in uids]
+    servers = {w.proc.pid for w in pool._workers}
+    if pool.layers["pid"]:   # the fork server is PID 1 of its namespace, a child of the process started
+        servers |= {pid for pid, (ppid, _) in table.items() if ppid in servers}
+
+    def below_a_server(pid: int) -> bool:
+        while pid in table and pid not in servers:
+            pid = table[pid][0]
+        return pid in servers
+    return [pid for pid in table if pid not in servers and below_a_server(pid)]
 
 
 def stdio(*pairs) -> Problem:
