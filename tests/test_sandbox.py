@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -33,18 +34,108 @@ def pool():
     os.environ.pop("CODEPLAN_SANDBOX_SECRET")
 
 
-def sandbox_processes(pool) -> list[int]:
-    """Live processes running as any of the pool's sandbox uids (what a program could leave behind)."""
-    uids = {str(w.uid) for w in pool._workers}
-    found = []
+def processes() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, uid) of every live process (zombies left out)."""
+    table = {}
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
             fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
         except OSError:
             continue
-        if fields.get("Uid", "").split()[:1] and fields["Uid"].split()[0] in uids and "Z" not in fields.get("State", ""):
-            found.append(int(status.parent.name))
-    return found
+        if "Z" not in fields.get("State", ""):
+            table[int(status.parent.name)] = (int(fields["PPid"]), int(fields["Uid"].split()[0]))
+    return table
+
+
+class UserPool:
+    """A sandbox.Pool run by an ordinary user (uid `uid`, no capabilities) in a server process that
+    the root test suite starts through tests/unprivileged.py; `submit` has Pool's signature."""
+
+    def __init__(self, uid: int, userns_allowed: bool, weak: bool = False):
+        self.uid = uid
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "tests" / "unprivileged.py"), "launch", str(ROOT), str(uid),
+             "userns" if userns_allowed else "no-userns", "weak" if weak else "strict"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        self.hello = json.loads(line) if line else {"failed": self.proc.communicate(timeout=60)[1]}
+        # a stand-in for the user's shell and editor: a process of the same uid outside the sandbox
+        self.bystander = subprocess.Popen(["sleep", "600"], user=uid, group=uid, extra_groups=[])
+        self.baseline = {pid for pid, (_, u) in processes().items() if u == uid}
+
+    def submit(self, problem, code, tests="hidden", timeout=None):
+        f = Future()
+        f.set_result(judge.Verdict(**self.ask({"problem": problem.to_dict(), "code": code, "tests": tests,
+                                                "timeout": 1.0 if timeout is None else timeout})))
+        return f
+
+    def ask(self, request: dict) -> dict:
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        assert line, f"the ordinary user's harness is gone (killed by a program?), exit {self.proc.wait(timeout=60)}"
+        return json.loads(line)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None and self.bystander.poll() is None
+
+    def close(self) -> None:
+        self.bystander.kill()
+        self.bystander.wait()
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def free_uid() -> int:
+    """A uid no process uses: the user-mode tests count its processes."""
+    used = {u for _, u in processes().values()}
+    return next(u for u in range(60000 + os.getpid() % 4000, 65000) if u not in used)
+
+
+@pytest.fixture(scope="module", params=["caller", "ordinary user"])
+def hostile_pool(request, pool):
+    """The hostile-program battery runs on the suite's own pool and, when the suite runs as root, on
+    a pool run by an ordinary user (a fresh uid) as most researchers run it."""
+    if request.param == "caller":
+        yield pool
+        return
+    if os.geteuid() != 0:
+        pytest.skip("the suite runs as an ordinary user already: the 'caller' pool is that case")
+    user_pool = UserPool(free_uid(), userns_allowed=True)   # its server gets the secret the pool fixture set
+    if "failed" in user_pool.hello:
+        user_pool.close()
+        pytest.skip(f"cannot start a process as an ordinary user here: {user_pool.hello['failed'][-300:]}")
+    if "refused" in user_pool.hello:
+        user_pool.close()
+        pytest.skip("unprivileged user namespaces are unavailable on this machine: the sandbox refuses, "
+                    "which test_ordinary_user_without_user_namespaces_is_refused checks")
+    try:
+        assert user_pool.hello["mode"] == "user namespace" and all(user_pool.hello["layers"].values())
+        yield user_pool
+        assert user_pool.alive()
+    finally:
+        user_pool.close()
+
+
+def sandbox_processes(pool) -> list[int]:
+    """Live processes a program could have left behind: for a root pool, any process of a sandbox
+    uid; for an ordinary user's pool, any process of that uid that was not there before; for the
+    suite's own pool when the suite is not root, anything below the workers' fork servers."""
+    table = processes()
+    if isinstance(pool, UserPool):
+        return [pid for pid, (_, uid) in table.items() if uid == pool.uid and pid not in pool.baseline]
+    if os.geteuid() == 0:
+        uids = {w.uid for w in pool._workers}
+        return [pid for pid, (_, uid) in table.items() if uid in uids]
+    servers = {w.proc.pid for w in pool._workers}
+    if pool.layers["pid"]:   # the fork server is PID 1 of its namespace, a child of the process started
+        servers |= {pid for pid, (ppid, _) in table.items() if ppid in servers}
+
+    def below_a_server(pid: int) -> bool:
+        while pid in table and pid not in servers:
+            pid = table[pid][0]
+        return pid in servers
+    return [pid for pid in table if pid not in servers and below_a_server(pid)]
 
 
 def stdio(*pairs) -> Problem:
@@ -107,6 +198,55 @@ def test_outputs_match(expected, actual, ok):
 ])
 def test_convert_asserts(source, convertible):
     assert (judge.convert_asserts(source) is not None) is convertible
+
+
+@pytest.mark.parametrize("expected, actual, ok", [
+    ("1 2\n3\n", " 1 2\n3  \n\n", True),           # 1: whole text, and every line, stripped
+    ("a\n\nb\n", "a\nb\n", True),                  # 2: empty lines dropped
+    ("a\n b\n", "a\nb\n", True),                    # 2: expected lines stripped
+    ("0.5\n2\n", "0.500004\n2.0\n", True),          # 3: one number per line, allclose
+    ("0.5\n", "0.5006\n", False),                    # outside 1e-5 relative, and rounds to 0.501
+    ("1 2\n3 4\n", "4 3\n2 1\n", True),             # 4: lines and tokens as sets
+    ("1 1 2\n", "2 1\n", True),                      # 4: repeats ignored
+    ("0.1234 5\n", "5 0.12341\n", True),             # 5: numbers rounded to 3 decimals
+    ("0.123 5\n", "5 0.124\n", False),
+    ("1 2\n", "1 3\n", False),
+    ("YES\n", "yes\n", False),                       # case still matters
+    ("3\n", "", False),
+])
+def test_outputs_match_apps(expected, actual, ok):
+    assert judge.outputs_match_apps(expected, actual) is ok
+
+
+def test_apps_comparison_is_the_default_for_apps_data(pool):
+    swapped = "print('2 1')\nprint('3')\n"      # right lines, tokens in another order
+    for source, comparison, passed in (("apps", None, True), ("mbpp", None, False)):
+        p = Problem(id="io", question="", source=source, hidden_tests=[Test("stdio", "", "1 2\n3\n")])
+        assert run(pool, p, swapped).passed is passed
+    p = Problem(id="io", question="", source="apps", hidden_tests=[Test("stdio", "", "1 2\n3\n")])
+    with sandbox.Pool(workers=1, timeout=1.0, memory_mb=256, comparison="strict") as strict:
+        assert run(strict, p, swapped).status == "wrong_answer"
+    wrapped = Problem(id="c", question="", source="apps", fn_name="f", hidden_tests=[Test("call", [1], [2, 3])])
+    assert run(pool, wrapped, "def f(x):\n    return 2\n").passed          # APPS also accepts outputs[i][0]
+    assert not run(pool, call("f", ([1], [2, 3])), "def f(x):\n    return 2\n").passed   # strict does not
+    with pytest.raises(sandbox.SandboxError):
+        sandbox.Pool(workers=1, comparison="loose")
+
+
+def test_apps_accuracy_and_status_counts():
+    tests = {"a": [["passed", "wrong_answer", "passed", "passed"]],                  # 3/4, not strict
+             "b": [["passed", "passed"], ["timeout", "skipped"]],                    # (1 + 0)/2, strict 1/2
+             "c": [["syntax_error"] * 3]}                                             # 0
+    average, strict = judge.apps_accuracy(tests)
+    assert average == pytest.approx((0.75 + 0.5 + 0) / 3) and strict == pytest.approx((0 + 0.5 + 0) / 3)
+    with pytest.raises(ValueError):
+        judge.apps_accuracy({"a": []})
+    counts = judge.status_counts(["passed", "timeout", "passed", "memory_limit"])
+    assert list(counts) == list(judge.BREAKDOWN) and counts["passed"] == 2 and counts["wrong_answer"] == 0
+    line = judge.format_status_counts(counts)
+    assert line.startswith("programs 4: passed 2 (50.0%)") and "timeout 1 (25.0%)" in line and "memory limit 1" in line
+    with pytest.raises(ValueError):
+        judge.status_counts(["exploded"])
 
 
 # ----------------------------------------------------------------------------- test kinds and verdicts
@@ -173,8 +313,8 @@ def test_public_tests_selected(pool):
 # ----------------------------------------------------------------------------- hostile programs
 
 
-def test_infinite_loop_and_fork_bomb_leave_nothing(pool):
-    assert run(pool, ADD_STDIO, "while True:\n    pass\n").status == "timeout"
+def test_infinite_loop_and_fork_bomb_leave_nothing(hostile_pool):
+    assert run(hostile_pool, ADD_STDIO, "while True:\n    pass\n").status == "timeout"
     bomb = """
         import os, time
         for _ in range(12):
@@ -184,17 +324,17 @@ def test_infinite_loop_and_fork_bomb_leave_nothing(pool):
                 pass
         time.sleep(30)
         """
-    v = run(pool, ADD_STDIO, bomb)
+    v = run(hostile_pool, ADD_STDIO, bomb)
     assert not v.passed and v.status == "timeout"
-    assert sandbox_processes(pool) == []
+    assert sandbox_processes(hostile_pool) == []
 
 
-def test_memory_bomb(pool):
-    v = run(pool, ADD_STDIO, "chunks = []\nwhile True:\n    chunks.append(' ' * 10**7)\n")
-    assert v.status == "memory_limit" and sandbox_processes(pool) == []
+def test_memory_bomb(hostile_pool):
+    v = run(hostile_pool, ADD_STDIO, "chunks = []\nwhile True:\n    chunks.append(' ' * 10**7)\n")
+    assert v.status == "memory_limit" and sandbox_processes(hostile_pool) == []
 
 
-def test_setsid_orphan_is_killed(pool):
+def test_setsid_orphan_is_killed(hostile_pool):
     orphan = """
         import os, time
         if os.fork() == 0:
@@ -205,12 +345,12 @@ def test_setsid_orphan_is_killed(pool):
         a, b = map(int, input().split())
         print(a + b)
         """
-    v = run(pool, ADD_STDIO, orphan)
+    v = run(hostile_pool, ADD_STDIO, orphan)
     assert v.passed            # the orphan holds stdout open; the verdict does not wait for it
-    assert sandbox_processes(pool) == []
+    assert sandbox_processes(hostile_pool) == []
 
 
-def test_writing_and_deleting_outside_workdir(pool, tmp_path):
+def test_writing_and_deleting_outside_workdir(hostile_pool, tmp_path):
     keep = tmp_path / "keep.txt"
     keep.write_text("precious")
     tmp_path.chmod(0o755)
@@ -230,12 +370,25 @@ def test_writing_and_deleting_outside_workdir(pool, tmp_path):
         open("inside.txt", "w").write("fine")
         print(open("inside.txt").read())
         """
-    assert run(pool, stdio(("", "fine\n")), code).passed   # the working dir itself is writable
+    assert run(hostile_pool, stdio(("", "fine\n")), code).passed   # the working dir itself is writable
     assert [t for t in targets if t.exists()] == []
     assert keep.read_text() == "precious"
+    if isinstance(hostile_pool, UserPool):   # the user's own files: writable for the user, not for its programs
+        home = "/mnt/home"
+        code = f"""
+            import os
+            for attempt in (lambda: open("{home}/pwned.txt", "w"), lambda: os.remove("{home}/keep.txt"),
+                            lambda: os.chmod("{home}", 0o777)):
+                try:
+                    attempt()
+                except OSError as e:
+                    print(e.errno)
+            """
+        assert run(hostile_pool, stdio(("", "30\n30\n30\n")), code).passed   # EROFS, each time
+        assert hostile_pool.ask({"home": 1}) == {"keep.txt": "precious"}
 
 
-def test_parent_environment_is_invisible(pool):
+def test_parent_environment_is_invisible(hostile_pool):
     code = f"""
         import os, glob
         seen = {SECRET!r} in repr(dict(os.environ))
@@ -246,11 +399,11 @@ def test_parent_environment_is_invisible(pool):
                 pass
         print("FOUND" if seen else "CLEAN")
         """
-    v = run(pool, stdio(("", "CLEAN\n")), code)
+    v = run(hostile_pool, stdio(("", "CLEAN\n")), code)
     assert v.passed, v.message
 
 
-def test_no_network(pool):
+def test_no_network(hostile_pool):
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
@@ -264,14 +417,14 @@ def test_no_network(pool):
         except OSError:
             print("BLOCKED")
         """
-    v = run(pool, stdio((f"{listener.getsockname()[1]}\n", "BLOCKED\n")), code)
+    v = run(hostile_pool, stdio((f"{listener.getsockname()[1]}\n", "BLOCKED\n")), code)
     with pytest.raises(socket.timeout):
         listener.accept()
     listener.close()
     assert v.passed, v.message
 
 
-def test_early_exit_cannot_pass_asserts(pool):
+def test_early_exit_cannot_pass_asserts(hostile_pool):
     raw = asserts("for i in range(2):\n    assert add(i, 0) == i\n")
     converted = asserts("assert add(1, 2) == 3")
     exits = ["import os\nos._exit(0)\n",
@@ -281,11 +434,11 @@ def test_early_exit_cannot_pass_asserts(pool):
              "import sys\ndef add(a, b):\n    sys.exit(0)\n"]
     for code in exits:
         for p in (raw, converted):
-            v = run(pool, p, code)
+            v = run(hostile_pool, p, code)
             assert not v.passed and v.status == "runtime_error", (code, v)
 
 
-def test_fake_markers_and_forged_records_fail(pool):
+def test_fake_markers_and_forged_records_fail(hostile_pool):
     forged = """
         import os, json
         print("passed")
@@ -297,11 +450,11 @@ def test_fake_markers_and_forged_records_fail(pool):
                 pass
         os._exit(0)
         """
-    assert not run(pool, asserts("for i in range(2):\n    assert add(i, 0) == i\n"), forged).passed
-    assert not run(pool, ADD_STDIO, forged).passed
+    assert not run(hostile_pool, asserts("for i in range(2):\n    assert add(i, 0) == i\n"), forged).passed
+    assert not run(hostile_pool, ADD_STDIO, forged).passed
 
 
-def test_always_equal_objects_and_patched_builtins_fail(pool):
+def test_always_equal_objects_and_patched_builtins_fail(hostile_pool):
     always = """
         class Anything(int):
             def __eq__(self, other):
@@ -313,10 +466,10 @@ def test_always_equal_objects_and_patched_builtins_fail(pool):
         def add(a, b):
             return Anything(0) if a else Weird()
         """
-    assert run(pool, call("add", ([1, 2], 3)), always).status == "wrong_answer"
-    assert run(pool, call("add", ([0, 2], 2)), always).status == "wrong_answer"
-    assert run(pool, asserts("assert add(1, 2) == 3"), always).status == "wrong_answer"
-    assert run(pool, asserts("assert add(0, 2) == 2"), always).status == "wrong_answer"
+    assert run(hostile_pool, call("add", ([1, 2], 3)), always).status == "wrong_answer"
+    assert run(hostile_pool, call("add", ([0, 2], 2)), always).status == "wrong_answer"
+    assert run(hostile_pool, asserts("assert add(1, 2) == 3"), always).status == "wrong_answer"
+    assert run(hostile_pool, asserts("assert add(0, 2) == 2"), always).status == "wrong_answer"
     patched = """
         import builtins, json
         builtins.type = lambda *a: int
@@ -325,17 +478,49 @@ def test_always_equal_objects_and_patched_builtins_fail(pool):
         def add(a, b):
             return 0
         """
-    assert run(pool, call("add", ([1, 2], 3)), patched).status == "wrong_answer"
+    assert run(hostile_pool, call("add", ([1, 2], 3)), patched).status == "wrong_answer"
 
 
-def test_killing_the_parent_fails_and_pool_carries_on(pool):
+def test_killing_the_parent_fails_and_pool_carries_on(hostile_pool):
     for code in ("import os\nos.kill(os.getppid(), 9)\nprint(3)\n",
                  "import os, signal\nos.kill(-1, signal.SIGKILL)\nprint(3)\n",
-                 "import os\nos.killpg(0, 9)\n"):
-        v = run(pool, ADD_STDIO, code)
+                 "import os\nos.killpg(0, 9)\n",
+                 "import os\nos.killpg(os.getpgid(os.getppid()), 9)\n",
+                 "import os\nfor p in os.listdir('/proc'):\n    if p.isdigit() and int(p) != os.getpid():\n"
+                 "        try:\n            os.kill(int(p), 9)\n        except OSError:\n            pass\nprint(3)\n"):
+        v = run(hostile_pool, ADD_STDIO, code)
         assert not v.passed
-    assert run(pool, ADD_STDIO, ADD).passed
-    assert sandbox_processes(pool) == []
+    assert run(hostile_pool, ADD_STDIO, ADD).passed
+    assert sandbox_processes(hostile_pool) == []
+    if isinstance(hostile_pool, UserPool):
+        assert hostile_pool.alive()   # the harness and the user's other process, same uid, both still there
+
+
+def test_ordinary_user_without_user_namespaces_is_refused():
+    """Where an ordinary user cannot make user namespaces (here: a user namespace whose
+    max_user_namespaces is 0), a Pool refuses and names the missing layers; with the opt-in it runs."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to make a machine without user namespaces for an ordinary user")
+    refused = UserPool(free_uid(), userns_allowed=False)
+    refused.close()   # the server has exited already: it had nothing to serve
+    if "failed" in refused.hello:
+        pytest.skip(f"cannot start a process as an ordinary user here: {refused.hello['failed'][-300:]}")
+    assert "refusing to run untrusted programs" in refused.hello["refused"]
+    assert "network, pid, user, mount, proc" in refused.hello["refused"] and "--allow-weak-isolation" in refused.hello["refused"]
+    weak = UserPool(free_uid(), userns_allowed=False, weak=True)
+    try:
+        assert weak.hello["mode"] == "none" and not any(weak.hello["layers"].values())
+        assert run(weak, ADD_STDIO, ADD).passed
+        if os.uname().machine in sandbox._SIGNAL_SYSCALLS:   # even then, no signal leaves the program's tree
+            for target in ("-1", "os.getppid()", "-os.getpgid(os.getppid())"):
+                code = f"import os\ntry:\n    os.kill({target}, 9)\nexcept PermissionError:\n    print(3)\n"
+                assert run(weak, ADD_STDIO, code).tests[0] == "passed", target
+            own = "import os\nos.kill(os.getpid(), 0)\nos.killpg(0, 0)\nif os.fork() == 0:\n" \
+                  "    os.kill(os.getppid(), 0)\n    os._exit(0)\nos.wait()\nprint(3)\n"
+            assert run(weak, ADD_STDIO, own).tests[0] == "passed"
+            assert weak.alive()
+    finally:
+        weak.close()
 
 # ----------------------------------------------------------------------------- pass@k and the CLI
 
@@ -363,7 +548,7 @@ def test_cli_scores_samples(tmp_path):
     samples = tmp_path / "samples.jsonl"
     samples.write_text("".join(json.dumps(s) + "\n" for s in [
         {"task_id": "1", "code": rows[0]["code"], "rank": 0, "plan": "add them"},
-        {"task_id": "1", "code": "def add(a, b):\n    return a\n"},
+        {"task_id": "1", "code": "def add(a, b):\n    return a + b if a == 1 else 0\n"},
         {"task_id": 2, "code": "def neg(a):\n    return a\n"}, {"task_id": 2, "code": "while True: pass"}]))
     cmd = [sys.executable, str(ROOT / "sandbox.py"), "--data", f"mbpp:{tmp_path / 'mbpp.jsonl'}",
            "--samples", str(samples), "--k", "1,2,5", "--timeout", "0.5", "--workers", "2"]
@@ -376,7 +561,11 @@ def test_cli_scores_samples(tmp_path):
     assert list(results[0]) == ["task_id", "rank", "passed", "status", "tests", "time"] and results[0]["rank"] == 0
     assert list(results[1]) == ["task_id", "passed", "status", "tests", "time"]
     all_row = next(line for line in out.stdout.splitlines() if line.startswith("all"))
-    assert all_row.split()[1:] == ["2", "25.00%", "50.00%"]   # pass@1 = (1/2 + 0)/2, pass@2 = (1 + 0)/2
+    # pass@1 = (1/2 + 0)/2, pass@2 = (1 + 0)/2; test-avg = ((1 + 0.5)/2 + 0)/2 (the second program
+    # passes add(1, 2) == 3 only); strict = (1/2 + 0)/2
+    assert all_row.split()[1:] == ["2", "25.00%", "50.00%", "37.50%", "25.00%"]
+    assert ("programs 4: passed 1 (25.0%), wrong answer 2 (50.0%), runtime error 0 (0.0%), syntax error 0 (0.0%), "
+            "timeout 1 (25.0%)") in out.stdout
     assert "pass@5" not in out.stdout and "1 of 3 problems have no samples" in out.stdout
     samples.write_text(json.dumps({"task_id": "999", "code": "x"}) + "\n")
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
