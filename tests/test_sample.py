@@ -18,6 +18,7 @@ import codeplan  # noqa: E402
 import data  # noqa: E402
 import model  # noqa: E402
 import sample  # noqa: E402
+import sandbox  # noqa: E402
 import teacher  # noqa: E402
 import train  # noqa: E402
 
@@ -485,3 +486,15 @@ def test_humaneval_end_to_end(checkpoint, tmp_path, capsys):
     assert [s["task_id"] for s in samples] == ["HumanEval/0", "HumanEval/1"]
     assert all(r["status"] != "harness_error" for r in results)
     assert table(printed)[1]["all"][0] == 2
+
+
+def test_report_has_status_breakdown_and_writes_other_harness_formats(checkpoint, spec, capsys, tmp_path):
+    printed, out = run_sample(checkpoint, tmp_path / "fmt", capsys, "--n", "0", "--format", "evalplus")
+    statuses = [r["status"] for r in read_jsonl(out / "samples_results.jsonl")]
+    assert f"programs {len(statuses)}: passed {statuses.count('passed')} " in printed
+    assert "APPS test case average" in printed
+    evalplus = read_jsonl(out / "samples.evalplus.jsonl")
+    samples = read_jsonl(out / "samples.jsonl")
+    assert [(r["task_id"], r["solution"]) for r in evalplus] == [(s["task_id"], s["code"]) for s in samples]
+    problems = data.load_problems(spec, "test")[:3]
+    assert [r["code"] for r in sandbox.read_samples(out / "samples.evalplus.jsonl", problems)] == [s["code"] for s in samples]
