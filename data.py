@@ -64,6 +64,8 @@ class Problem:
     difficulty: str = "unknown"      # "introductory" | "interview" | "competition" | "unknown"
     source: str = ""                 # "apps" | "mbpp" | "humaneval" | "synthetic"
     reference_plan: str = ""         # synthetic benchmark only: the plan its generator knows is right
+    tier: str = ""                   # synthetic test split: "seen-chain" | "new-chain" | "held-pair"; "" elsewhere
+    style: str = ""                  # synthetic only: "goal" (states what the result means) | "steps" (lists the steps)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -53,9 +53,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--out", default="", help="output folder; default <run>/sample-<split>-<mode>")
+    p.add_argument("--show", type=int, default=0, metavar="K", help="print, for the first K problems, the statement and every "
+                   "candidate in rank order: its plan, its program, public-test pass rate and hidden verdict")
     args = p.parse_args(argv)
-    if args.n < 0 or args.samples_per_plan < 1:
-        p.error("--n must be >= 0 and --samples-per-plan >= 1")
+    if args.n < 0 or args.samples_per_plan < 1 or args.show < 0:
+        p.error("--n and --show must be >= 0 and --samples-per-plan >= 1")
     if args.greedy_plan and args.n != 1:
         p.error("--greedy-plan decodes one plan: use it with --n 1")
     return args
@@ -102,6 +104,27 @@ def report_table(problems, ranked, ks: list[int]) -> str:
         rows.append(f"| {name} | {len(idx)} | " + " | ".join(f"{100 * metrics.get(h, float('nan')):.1f}" for h in header) + " |")
     head = "| split | problems | " + " | ".join(header) + " |"
     return "\n".join([head, "|" + "---|" * (len(header) + 2)] + rows)
+
+
+def show(problems, ranked, k: int) -> str:
+    """What the method does on K problems: the statement, then each candidate as the ranking ordered it.
+    The public-test pass rate is what ranked it; the hidden verdict is only the score, shown beside it."""
+    def indent(text: str | None) -> str:
+        return "\n".join("    " + line for line in (text or "").rstrip().splitlines()) or "    (empty)"
+
+    blocks = []
+    for p, cands in list(zip(problems, ranked))[:k]:
+        lines = [f"=== problem {p.id} ({p.difficulty}{', ' + p.tier if p.tier else ''}): "
+                 f"{len(cands)} candidates, {len(p.public_tests)} public tests", indent(p.question)]
+        for rank, c in enumerate(cands):
+            public = "no public tests" if c.public is None else f"public tests passed {100 * c.public:.0f}%"
+            lines.append(f"--- rank {rank} | plan {c.plan_id if c.plan_id is not None else '-'} | {public} | "
+                         f"hidden: {'PASSED' if c.passed else c.status} | log-prob {c.logprob:.2f}")
+            if c.plan is not None:
+                lines += ["  plan:", indent(c.plan)]
+            lines += ["  program:", indent(c.code)]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
 
 
 def main(argv=None) -> None:
@@ -170,6 +193,8 @@ def main(argv=None) -> None:
              f"waiting for the sandbox after generation {timing['execute_wait_s']:.0f} s; "
              f"{no_public} problems without public tests ranked by log-probability only"]
     data.write_atomic(out / "report.md", "\n".join(lines) + "\n")
+    if args.show:
+        print(show(problems, ranked, args.show) + "\n")
     print("\n".join(lines))
     print(f"wrote {out}/", file=sys.stderr)
 
