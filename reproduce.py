@@ -116,7 +116,7 @@ class Budget:
 
 QUICK_DECODINGS = {"ft": ("direct", "direct-m16"),
                    "codeplan-paper": ("direct", "greedy-plan", "n16", "ref-plans"),
-                   "codeplan": ("direct", "greedy-plan", "n4", "n16", "ref-plans", "corrupted-plans")}
+                   "codeplan": ("direct", "greedy-plan", "n1", "n4", "n16", "ref-plans", "corrupted-plans")}
 GPU_PLAN = ("direct", "greedy-plan", "n1", "n4", "n16", "ref-plans", "corrupted-plans")
 BUDGETS = {
     # 2 CPU cores, one run at a time; the time model behind these numbers is in the README
@@ -393,7 +393,8 @@ class Running:
         self.task, self.started = task, time.time()
         task.folder.mkdir(parents=True, exist_ok=True)
         self.argv = list(task.argv)
-        if not task.decoding and (task.folder / "last.pt").exists():
+        self.resumed = not task.decoding and (task.folder / "last.pt").exists()
+        if self.resumed:
             self.argv.append("--resume")
         elif not task.decoding:
             (task.folder / "metrics.jsonl").unlink(missing_ok=True)  # killed before its first checkpoint: start over
@@ -447,7 +448,8 @@ def run_all(tasks: list[Task], root: Path, jobs: int) -> None:
             time.sleep(0.2)
             for run in [r for r in running if r.proc.poll() is not None]:
                 running.remove(run)
-                seconds = ledger.get(run.task.name, {}).get("seconds", 0) + time.time() - run.started
+                # a resumed training run adds to its time so far; any other run starts the count again
+                seconds = (ledger.get(run.task.name, {}).get("seconds", 0) if run.resumed else 0) + time.time() - run.started
                 ledger[run.task.name] = {"kind": run.task.kind, "seconds": seconds}
                 data.write_atomic(ledger_path, json.dumps(ledger, indent=1) + "\n")
                 if run.proc.returncode == 0:
@@ -702,7 +704,7 @@ def write_report(args, root: Path, tasks: list[Task], wall: float) -> str:
                 for p in data.load_problems(f"synthetic:{inputs.test_problems}", "test")}
     else:
         meta = saved.get("problems", {})
-    records = collect(tasks, {r["folder"]: r for r in saved.get("runs", [])})
+    records = collect(tasks, {r["folder"]: r for r in saved.get("runs", []) if "outcomes" in r})   # not an older format
     summaries: dict[str, list[dict]] = {}
     for task in tasks:
         if not task.decoding and task.finished():

@@ -438,3 +438,16 @@ def test_train_tokenizer_flag_refuses_a_missing_file(spec, tmp_path, capsys):
         train.main(["--data", spec, "--out", str(tmp_path), "--name", "t", "--steps", "1", "--device", "cpu",
                     "--tokenizer", str(tmp_path / "absent.model")])
     assert e.value.code == 2 and "absent.model" in capsys.readouterr().err
+
+
+def test_learning_curve_plot_is_optional(tmp_path, monkeypatch):
+    points = {("ft", "direct"): {1: [0.1, 0.2], 2: [0.3, 0.3]}, ("codeplan", "n16"): {1: [0.0, 0.1], 2: [0.2, 0.4]}}
+    table = table_cells(reproduce.curve_table(points))
+    assert table[(reproduce.ARMS["ft"].label, "direct code")] == ["15.0 ± 7.1", "30.0 ± 0.0"]
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "matplotlib", None)   # as if not installed
+        assert not reproduce.plot_curves(points, tmp_path / "absent.png")
+    assert not (tmp_path / "absent.png").exists()
+    pytest.importorskip("matplotlib", reason="matplotlib is optional; the plot itself is checked where it is installed")
+    assert reproduce.plot_curves(points, tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
