@@ -1,6 +1,6 @@
 """Reproduce the paper's research questions at small scale on the synthetic benchmark.
 
-    python reproduce.py --quick        # 2-core CPU, within an hour: 3 arms x 3 seeds on 60 test problems
+    python reproduce.py --quick        # 2-core CPU, within an hour: 3 arms x 3 seeds on 48 test problems
     python reproduce.py --gpu          # one GPU, about 8 minutes: the same table at a larger budget, runs sharing the card
     python reproduce.py                # everything: + lambda sweep, training on corrupted plans, every test problem
     python reproduce.py --quick --dry-run       # print every command, and the time left if runs were timed before
@@ -114,17 +114,16 @@ class Budget:
     jobs: int          # runs at a time
 
 
-QUICK_DECODINGS = {"ft": ("direct", "direct-m16"),
-                   "codeplan-paper": ("direct", "greedy-plan", "n16", "ref-plans"),
-                   "codeplan": ("direct", "greedy-plan", "n1", "n4", "n16", "ref-plans", "corrupted-plans")}
-GPU_PLAN = ("direct", "greedy-plan", "n1", "n4", "n16", "ref-plans", "corrupted-plans")
+NO_M16 = tuple(d for d in ALL_PLAN if d != "direct-m16")   # the 16-sample direct baseline only for fine-tuning
 BUDGETS = {
     # 2 CPU cores, one run at a time; the time model behind these numbers is in the README
-    "quick": Budget(("ft", "codeplan-paper", "codeplan"), QUICK_DECODINGS, steps=300, batch_size=16, problems=60,
-                    curve_every=150, jobs=1),
+    "quick": Budget(("ft", "codeplan-paper", "codeplan"),
+                    {"ft": ("direct", "direct-m16"), "codeplan-paper": ("direct", "greedy-plan", "n16", "ref-plans"),
+                     "codeplan": NO_M16},
+                    steps=300, batch_size=16, problems=48, curve_every=150, jobs=1),
     # one GPU shared by several runs (the small preset, train.py's CUDA defaults); not yet timed on a GPU
     "gpu": Budget(("ft", "codeplan-paper", "codeplan"),
-                  {"ft": ("direct", "direct-m16"), "codeplan-paper": GPU_PLAN, "codeplan": GPU_PLAN},
+                  {"ft": ("direct", "direct-m16"), "codeplan-paper": NO_M16, "codeplan": NO_M16},
                   steps=200, batch_size=64, problems=150, curve_every=100, jobs=8),
     "full": Budget(tuple(ARMS), None, steps=train.TrainConfig().steps, batch_size=train.TrainConfig().batch_size,
                    problems=0, curve_every=train.TrainConfig().steps // 4, jobs=1),
