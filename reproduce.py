@@ -596,10 +596,11 @@ def main_table(records: list[Record], meta: dict[str, dict], draws: int) -> str:
     for arm, decoding in rows_of(records):
         runs = [r for r in records if (r.arm, r.decoding, r.step) == (arm, decoding, final)]
         n = max(r.candidates for r in runs)
-        d = difference(records, (arm, decoding), everything, draws) if (arm, decoding) != BASELINE else None
+        compared = "baseline" if (arm, decoding) == BASELINE else \
+            difference_text(difference(records, (arm, decoding), everything, draws)) or "n/a (no baseline runs)"
         raw = [pct([raw_pass(r, everything, 1) for r in runs]), pct([raw_pass(r, everything, n) for r in runs])] if n > 1 else ["", ""]
         lines.append(f"| {ARMS[arm].label} | {DECODINGS[decoding][0]} | {n} | {len(runs)} | "
-                     f"{pct([pass1(r, everything) for r in runs])} | {difference_text(d) or 'baseline'} | {' | '.join(raw)} |")
+                     f"{pct([pass1(r, everything) for r in runs])} | {compared} | {' | '.join(raw)} |")
     return "\n".join(lines)
 
 

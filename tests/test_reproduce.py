@@ -188,6 +188,8 @@ def test_tables_compare_with_fine_tuning_direct_per_group():
     assert n16[0].startswith("+50.0 [") and n16[1].startswith("+50.0 [") and n16[2] == "+100.0 [+100.0, +100.0]"
     assert n16[3] == "no measurable difference [+0.0, +0.0]"
     assert ft not in table_cells(differences)
+    alone = table_cells(reproduce.main_table(records_for({("codeplan", "n16"): better}), meta, 200))
+    assert alone[(cp, reproduce.DECODINGS["n16"][0])][3] == "n/a (no baseline runs)"
 
 
 def test_cost_table_says_na_for_keys_train_py_does_not_write():
