@@ -335,13 +335,16 @@ class Task:
         return (self.folder / "report.md").exists() and (self.folder / "samples_results.jsonl").exists()
 
     def check_stamp(self) -> None:
-        """A folder holds the outputs of exactly one command: refuse to mix settings."""
+        """A folder holds the outputs of exactly one command: refuse to mix settings. The sandbox
+        workers only follow --jobs, which changes the speed, not the result."""
         stamp = self.folder / "reproduce-argv.json"
-        if stamp.exists() and json.loads(stamp.read_text()) != self.argv:
+        at = self.argv.index("--workers") if "--workers" in self.argv else len(self.argv)
+        command = self.argv[:at] + self.argv[at + 2:]
+        if stamp.exists() and json.loads(stamp.read_text()) != command:
             before = " ".join(json.loads(stamp.read_text()))
             raise ReproduceError(f"{stamp}: this run was made with other settings:\n  {before}\nnow asked for:\n  "
-                                 f"{' '.join(self.argv)}\npass another --out or delete {self.folder}")
-        data.write_atomic(stamp, json.dumps(self.argv) + "\n")
+                                 f"{' '.join(command)}\npass another --out or delete {self.folder}")
+        data.write_atomic(stamp, json.dumps(command) + "\n")
 
 
 def rel(path: Path) -> str:

@@ -288,6 +288,9 @@ def test_scheduler_runs_after_dependencies_and_skips_what_a_failure_blocks(tmp_p
 
 def test_other_settings_in_the_same_folder_are_refused(tmp_path):
     a = script_task(tmp_path, "a", FINISH_TRAIN.format(f=str(tmp_path / "a")))
+    a.argv += ["--workers", "2"]
+    reproduce.run_all([a], tmp_path, jobs=1)
+    a.argv[-1] = "8"   # another --jobs: the same run, only faster
     reproduce.run_all([a], tmp_path, jobs=1)
     a.argv = a.argv + ["--other"]
     with pytest.raises(reproduce.ReproduceError, match="other settings"):
