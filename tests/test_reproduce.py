@@ -243,6 +243,16 @@ def test_modes_and_their_arms():
             reproduce.parse_args(bad)
 
 
+def test_dry_run_prints_every_command_and_runs_nothing(tmp_path, capsys):
+    reproduce.main(["--quick", "--dry-run", "--out", str(tmp_path)])
+    printed = capsys.readouterr()
+    commands = printed.out.splitlines()
+    assert len(commands) == 57 and sum(c.startswith("python train.py ") for c in commands) == 9
+    assert all(c.startswith(("python train.py ", "python sample.py ")) for c in commands)
+    assert "57 runs, 57 not finished; expected ?" in printed.err
+    assert not (tmp_path / "quick").exists()
+
+
 def test_scored_problems_take_the_first_of_each_tier():
     problems = [data.Problem(id=str(i), question="q", tier=("seen-chain", "new-chain", "held-pair")[i % 3]) for i in range(30)]
     chosen = reproduce.scored_problems(problems, 6)
