@@ -188,6 +188,10 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 # ----------------------------------------------------------------------------- corrupted plans (RQ2 stand-in)
 
 def corrupt_plan(plan: str, share: float, rng: random.Random, foreign_steps: list[str],
@@ -427,7 +431,7 @@ def run_all(tasks: list[Task], root: Path, jobs: int) -> None:
     """Up to `jobs` runs at a time, each sampling run after its training run; a failed run is reported
     at the end, and the runs that need it are skipped, while the others go on."""
     ledger_path = root / "timings.json"
-    ledger = json.loads(ledger_path.read_text()) if ledger_path.exists() else {}
+    ledger = read_json(ledger_path)
     for task in tasks:
         task.check_stamp()
     done = {t.name for t in tasks if t.finished()}
@@ -509,7 +513,7 @@ def read_outcomes(results_path: Path) -> dict[str, list[int]]:
 
 def collect(tasks: list[Task], saved: dict[str, dict]) -> list[Record]:
     """A record per finished sampling run, from its folder; where the folder is gone (runs/ is not
-    committed), from the record saved in results.json."""
+    committed), from the record saved in outcomes.json."""
     records = []
     for task in tasks:
         if not task.decoding:
@@ -699,23 +703,23 @@ def machine_line() -> str:
 
 
 def write_report(args, root: Path, tasks: list[Task], wall: float) -> str:
-    saved_path = root / "results.json"
-    saved = json.loads(saved_path.read_text()) if saved_path.exists() else {}
+    saved, saved_outcomes = read_json(root / "results.json"), read_json(root / "outcomes.json")
     inputs = Inputs(root, args.problems, args.vocab_size, args.corrupt_share)
     if inputs.test_problems.exists():
         meta = {p.id: {"difficulty": p.difficulty, "tier": p.tier}
                 for p in data.load_problems(f"synthetic:{inputs.test_problems}", "test")}
     else:
-        meta = saved.get("problems", {})
-    records = collect(tasks, {r["folder"]: r for r in saved.get("runs", []) if "outcomes" in r})   # not an older format
+        meta = saved_outcomes.get("problems", {})
+    records = collect(tasks, {r["folder"]: r for r in saved_outcomes.get("runs", [])})
     summaries: dict[str, list[dict]] = {}
     for task in tasks:
         if not task.decoding and task.finished():
             summaries.setdefault(task.arm, []).append({**json.loads((task.folder / "summary.json").read_text()), "seed": task.seed})
     summaries = summaries or saved.get("training", {})
-    ledger = json.loads((root / "timings.json").read_text()) if (root / "timings.json").exists() else {}
-    scored = f"the first {args.problems // max(1, len({m['tier'] for m in meta.values()}))} test problems of each tier" \
-        if args.problems else "every test problem"
+    ledger = read_json(root / "timings.json")
+    tiers = {m["tier"] for m in meta.values()} - {""}
+    scored = "every test problem" if not args.problems else f"the first {args.problems} test problems" if not tiers else \
+        f"the first {args.problems // len(tiers)} test problems of each tier"
     lines = [f"# CodePLAN reproduction on the synthetic benchmark ({args.mode})", ""]
     if not records:
         lines += ["(no finished runs yet)", ""]
@@ -746,9 +750,12 @@ def write_report(args, root: Path, tasks: list[Task], wall: float) -> str:
               f"Command: python reproduce.py {' '.join(shlex.quote(a) for a in sys.argv[1:])}"]
     text = "\n".join(lines) + "\n"
     data.write_atomic(root / "results.md", text)
-    summary = {"mode": args.mode, "settings": vars(args), "machine": machine_line(), "wall_s": wall, "problems": meta,
-               "runs": [asdict(r) for r in records], "training": summaries, "timings": ledger}
+    summary = {"mode": args.mode, "settings": vars(args), "machine": machine_line(), "wall_s": wall,
+               "training": summaries, "timings": ledger}
     data.write_atomic(root / "results.json", json.dumps(summary, indent=1) + "\n")
+    # per problem and run: what every table is computed from; compact, as it grows with problems x runs
+    outcomes = {"problems": meta, "runs": [asdict(r) for r in records]}
+    data.write_atomic(root / "outcomes.json", json.dumps(outcomes, separators=(",", ":")) + "\n")
     return text
 
 
@@ -764,7 +771,7 @@ def main(argv=None) -> None:
     try:
         tasks = plan_tasks(args, root)
         if args.dry_run:
-            ledger = json.loads((root / "timings.json").read_text()) if (root / "timings.json").exists() else {}
+            ledger = read_json(root / "timings.json")
             print("\n".join(f"python {' '.join(t.argv)}" for t in tasks))
             left = [t for t in tasks if not t.finished()]
             log(f"{len(tasks)} runs, {len(left)} not finished; expected {format_seconds(eta(left, ledger, args.jobs))} "
@@ -786,7 +793,7 @@ def main(argv=None) -> None:
     except KeyboardInterrupt:
         print("reproduce.py: interrupted; rerun the same command to continue", file=sys.stderr)
         sys.exit(130)
-    log(f"wrote {root}/results.md and results.json")
+    log(f"wrote {root}/results.md, results.json and outcomes.json")
 
 
 if __name__ == "__main__":

@@ -424,7 +424,7 @@ def test_main_end_to_end_and_report_only_rebuilds_the_same_tables(tiered_spec, t
     assert "held-pair (1)" in sections["By test tier and difficulty (RQ4)"]
     curves = table_cells(sections["Learning curves: pass@1 (%) against training steps"])
     assert list(curves) == [(ft, "direct code"), (cp, "direct code")] and all(len(v) == 2 and v[0] and v[1] for v in curves.values())
-    results = json.loads((root / "results.json").read_text())
+    results = json.loads((root / "outcomes.json").read_text())
     assert {(r["arm"], r["decoding"], r["step"]) for r in results["runs"]} == {
         ("ft", "direct", 2), ("ft", "direct", 1), ("codeplan", "direct", 2), ("codeplan", "direct", 1),
         ("codeplan", "n4", 2), ("codeplan", "ref-plans", 2), ("codeplan", "corrupted-plans", 2)}
@@ -438,7 +438,7 @@ def test_main_end_to_end_and_report_only_rebuilds_the_same_tables(tiered_spec, t
         row = table_cells(sections["What each arm spent"])[(reproduce.ARMS[arm].label, "1")]
         for (key, _, _), cell in zip(reproduce.SUMMARY_KEYS, row):
             assert (cell == "n/a") == (key not in summary)
-    # --report-only rebuilds the same tables, from the run folders and, without them, from results.json
+    # --report-only rebuilds the same tables, from the run folders and, without them, from outcomes.json
     reproduce.main(argv + ["--report-only"])
     assert [l for l in (root / "results.md").read_text().splitlines() if l.startswith("|")] == tables
     for run in (root / "runs").iterdir():
