@@ -734,7 +734,8 @@ def write_report(args, root: Path, tasks: list[Task], wall: float) -> str:
             if plot_curves(points, root / "learning_curves.png"):
                 lines += ["![learning curves](learning_curves.png)", ""]
             else:
-                log("matplotlib is not installed: no learning_curves.png (the numbers are in the table above)")
+                lines += ["(no learning_curves.png: matplotlib, an optional dependency of reproduce.py, is not installed)", ""]
+                log("matplotlib is not installed: no learning_curves.png (the numbers are in results.md)")
     lines += [f"pass@1 in % on {len(meta)} synthetic test problems ({scored}, the same for every arm), mean ± sample "
               f"std over {args.seeds} seeds. Every arm trains {args.steps} steps x {args.batch_size} problems with one "
               f"shared tokenizer ({args.vocab_size} pieces; extra train.py flags: '{args.train_args}'). With several "
