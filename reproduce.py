@@ -1,7 +1,7 @@
 """Reproduce the paper's research questions at small scale on the synthetic benchmark.
 
     python reproduce.py --quick        # 2-core CPU, within an hour: 3 arms x 3 seeds on 48 test problems
-    python reproduce.py --gpu          # one GPU, about 8 minutes: the same table at a larger budget, runs sharing the card
+    python reproduce.py --gpu          # one GPU, aimed at 8 minutes: the same table at a larger budget, runs sharing the card
     python reproduce.py                # everything: + lambda sweep, training on corrupted plans, every test problem
     python reproduce.py --quick --dry-run       # print every command, and the time left if runs were timed before
     python reproduce.py --quick --report-only   # rebuild the tables from the runs finished so far
@@ -140,7 +140,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="RQ1-RQ4 on a 2-core CPU within an hour: 3 arms, a fixed subset of the test problems")
-    mode.add_argument("--gpu", action="store_true", help="RQ1-RQ4 on one CUDA GPU in about 8 minutes, several runs sharing the card")
+    mode.add_argument("--gpu", action="store_true", help="RQ1-RQ4 on one CUDA GPU, aimed at 8 minutes (not yet timed on a GPU), several runs sharing the card")
     p.add_argument("--seeds", type=int, default=3, help="seeds per arm (0 .. SEEDS-1); training and sampling seed alike")
     p.add_argument("--steps", type=int, default=0, help="optimizer steps per training run, equal for every arm; default the mode's")
     p.add_argument("--batch-size", type=int, default=0, help="problems per optimizer step, equal for every arm; default the mode's")
