@@ -96,9 +96,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--out", default="", help="output folder; default <run>/sample-<split>-<mode> (with --merge: the first DIR)")
+    p.add_argument("--show", type=int, default=0, metavar="K", help="print, for the first K problems, the statement and every "
+                   "distinct candidate in rank order: its plan, its program, public-test pass rate and hidden verdict")
     args = p.parse_args(argv)
-    if args.n < 0 or args.samples_per_plan < 1:
-        p.error("--n must be >= 0 and --samples-per-plan >= 1")
+    if args.n < 0 or args.samples_per_plan < 1 or args.show < 0:
+        p.error("--n and --show must be >= 0 and --samples-per-plan >= 1")
     if args.greedy_plan and args.n != 1:
         p.error("--greedy-plan decodes one plan: use it with --n 1")
     if args.checkpoint and args.run:
@@ -419,6 +421,27 @@ def gather(folders: list[Path], problems: list[data.Problem], workers: int, time
     return [candidates_of(found[p.id][1]) for p in problems], invocations
 
 
+def show(problems, ranked, k: int) -> str:
+    """What the method does on K problems: the statement, then each candidate as the ranking ordered it.
+    The public-test pass rate is what ranked it; the hidden verdict is only the score, shown beside it."""
+    def indent(text: str | None) -> str:
+        return "\n".join("    " + line for line in (text or "").rstrip().splitlines()) or "    (empty)"
+
+    blocks = []
+    for p, cands in list(zip(problems, ranked))[:k]:
+        lines = [f"=== problem {p.id} ({p.difficulty}{', ' + p.tier if p.tier else ''}): "
+                 f"{len(cands)} candidates, {len(p.public_tests)} public tests", indent(p.question)]
+        for rank, c in enumerate(cands):
+            public = "no public tests" if c.public is None else f"public tests passed {100 * c.public:.0f}%"
+            lines.append(f"--- rank {rank} | plan {c.plan_id if c.plan_id is not None else '-'} | {public} | "
+                         f"hidden: {'PASSED' if c.passed else c.status} | log-prob {c.logprob:.2f}")
+            if c.plan is not None:
+                lines += ["  plan:", indent(c.plan)]
+            lines += ["  program:", indent(c.code)]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
 def weak_isolation(args) -> bool | None:
     """The flag opts in; without it the sandbox's own default (CODEPLAN_SANDBOX_ALLOW_WEAK) decides."""
     return True if args.allow_weak_isolation else None
@@ -490,6 +513,8 @@ def report(folders: list[Path], args) -> str:
                      f"for {sum(i['problems'] for i in finished)} problems")
     data.write_atomic(out / "report.md", "\n".join(lines) + "\n")
     data.write_atomic(out / "report.json", json.dumps({"rank_by": args.rank_by, "ks": ks, "metrics": metrics}, indent=2) + "\n")
+    if args.show:
+        print(show(problems, [codeplan.rank_candidates(c, args.rank_by) for c in candidates], args.show) + "\n")
     print(f"wrote {out}/", file=sys.stderr)
     return "\n".join(lines)
 

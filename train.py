@@ -48,6 +48,7 @@ class TrainConfig:
     init: str = ""
     grad_checkpoint: bool = False
     vocab_size: int = 4096
+    tokenizer: str = ""
     steps: int = 500
     stop_after: int = 0
     batch_size: int = 16
@@ -68,6 +69,7 @@ class TrainConfig:
     eval_interval: int = 300
     eval_examples: int = 256
     save_interval: int = 300
+    save_every: int = 0
     pass1_limit: int = 0
     out: str = "runs"
     name: str = ""
@@ -88,6 +90,8 @@ def parse_args(argv=None) -> TrainConfig:
     p.add_argument("--grad-checkpoint", action="store_true", help="activation checkpointing: recompute each block in the "
                    "backward pass (less memory, about one more forward pass of time)")
     p.add_argument("--vocab-size", type=int, default=d.vocab_size, help="sentencepiece vocabulary size trained on this run's corpus")
+    p.add_argument("--tokenizer", default=d.tokenizer, help="reuse this sentencepiece model (copied into the run folder) instead of training one, "
+                   "so that runs compared with each other share one vocabulary; --vocab-size is then ignored")
     p.add_argument("--steps", type=int, default=d.steps, help="optimizer steps in the whole run (the learning-rate schedule spans them)")
     p.add_argument("--stop-after", type=int, default=d.stop_after, help="stop this invocation at this step (resume later with --resume); 0 = run to --steps")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch: problems per optimizer step, over all ranks and accumulation steps")
@@ -108,6 +112,7 @@ def parse_args(argv=None) -> TrainConfig:
     p.add_argument("--eval-interval", type=int, default=d.eval_interval, help="steps between valid-loss evaluations (and best.pt)")
     p.add_argument("--eval-examples", type=int, default=d.eval_examples, help="valid examples used for the valid losses")
     p.add_argument("--save-interval", type=int, default=d.save_interval, help="steps between last.pt checkpoints")
+    p.add_argument("--save-every", type=int, default=d.save_every, help="also keep step-<N>.pt every N steps (for learning curves); 0 = off")
     p.add_argument("--pass1-limit", type=int, default=d.pass1_limit, help="valid problems for the final greedy pass@1; 0 = all, -1 = skip")
     p.add_argument("--out", default=d.out, help="folder holding run folders")
     p.add_argument("--name", default=d.name, help="run folder name; default lambda<L>-seed<S>")
@@ -118,6 +123,8 @@ def parse_args(argv=None) -> TrainConfig:
     cfg.name = cfg.name or f"lambda{cfg.lam:g}-seed{cfg.seed}"
     if cfg.init and cfg.preset:
         p.error("--init takes the model's shape from its folder: leave out --preset")
+    if cfg.init and cfg.tokenizer:
+        p.error("--init brings the folder's own tokenizer: leave out --tokenizer")
     return cfg
 
 
@@ -154,11 +161,15 @@ def prepare(cfg: TrainConfig, run_dir: Path, is_main: bool):
     tok_path = tokenizer_path(cfg, run_dir)
     if is_main and cfg.init and not tok_path.exists():
         pretrained.copy_tokenizer(cfg.init, tok_path)   # the pretrained model's own tokenizer, kept with the run
+    elif is_main and cfg.tokenizer:
+        if not Path(cfg.tokenizer).is_file():
+            raise data.DataError(f"--tokenizer {cfg.tokenizer}: no such file")
+        given = Path(cfg.tokenizer).read_bytes()
+        if tok_path.exists() and tok_path.read_bytes() != given:
+            raise data.DataError(f"--tokenizer {cfg.tokenizer} differs from the tokenizer of this run ({tok_path})")
+        data.write_atomic(tok_path, given)
     elif is_main and not tok_path.exists():
-        # the tokenizer learns the encoder inputs as the model will see them, markers and headers included
-        corpus = [codeplan.code_source(p) for p in train_problems] + [s for p in train_problems for s in p.solutions]
-        corpus += [pl for pls in plans.values() for pl in pls]
-        data.Tokenizer.train(corpus, str(tok_path), cfg.vocab_size)
+        data.Tokenizer.train(tokenizer_corpus(train_problems, plans), str(tok_path), cfg.vocab_size)
     if dist.is_initialized():
         dist.barrier()
     tokenizer = pretrained.load_tokenizer(tok_path)
@@ -173,6 +184,12 @@ def prepare(cfg: TrainConfig, run_dir: Path, is_main: bool):
 def tokenizer_path(cfg: TrainConfig, run_dir: Path) -> Path:
     """A run's tokenizer: a sentencepiece model trained on its corpus, or the --init folder's tokenizer files."""
     return run_dir / ("tokenizer" if cfg.init else "tokenizer.model")
+
+
+def tokenizer_corpus(problems: list[data.Problem], plans: dict[str, list[str]]) -> list[str]:
+    """The tokenizer learns the encoder inputs as the model will see them, markers and headers included."""
+    corpus = [codeplan.code_source(p) for p in problems] + [s for p in problems for s in p.solutions]
+    return corpus + [pl for pls in plans.values() for pl in pls]
 
 
 def batch_order(examples: list[codeplan.Example], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
@@ -455,6 +472,8 @@ def train(cfg: TrainConfig) -> dict:
             if vl.get("valid_code", float("inf")) < best:
                 best = vl["valid_code"]
                 save_checkpoint(run_dir / "best.pt", raw_model, optimizer, scaler, step, best, cfg, tokenizer_path(cfg, run_dir))
+        if is_main and cfg.save_every and step % cfg.save_every == 0:
+            save_checkpoint(run_dir / f"step-{step}.pt", raw_model, optimizer, scaler, step, best, cfg, tokenizer_path(cfg, run_dir))
         if is_main and (step % cfg.save_interval == 0 or step == end or stop):
             save_checkpoint(ckpt_path, raw_model, optimizer, scaler, step, best, cfg, tokenizer_path(cfg, run_dir))
 

@@ -1,18 +1,29 @@
-"""reproduce.py: plan corruption, scoring and the results table, and skipping finished runs.
-
-No training here: runs are fabricated as the files train.py and sample.py leave behind."""
+"""reproduce.py: plan corruption, statistics and tables, the commands it builds, its scheduler, and
+one end-to-end run in a micro configuration; plus the ranking that never sees hidden tests, and
+sample.py's --show view of it."""
 from __future__ import annotations
 
 import json
 import random
 import re
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
+import torch
 
+import codeplan
+import data
 import reproduce
+import sample
+import sandbox
+import synthetic
 import teacher
+import train
+from conftest import MICRO, ROOT
 
 PLANS = [
     "1. Read n.\n2. Read the list.\n3. Sort it.\n4. Print the first element.",
@@ -82,114 +93,219 @@ def test_corrupted_plans_file_reads_as_a_plans_file(tmp_path):
         assert_numbered(plans[p.id][0])
 
 
+# ----------------------------------------------------------------------------- scoring and statistics
+
 def write_results(folder: Path, passed: dict[str, list[bool]]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     rows = [{"task_id": t, "rank": r, "passed": p, "status": "passed" if p else "wrong_answer", "tests": []}
             for t, ps in passed.items() for r, p in enumerate(ps)]
+    random.Random(0).shuffle(rows)   # outcomes follow the rank field, not the line order
     (folder / "samples_results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
-def test_score_samples_filtered_and_raw_per_difficulty(tmp_path):
+def test_outcomes_filtered_and_raw_pass_per_group(tmp_path):
     # a: top candidate passes; b: only the 4th passes; c: none; d: all
     write_results(tmp_path, {"a": [True, False, False, False], "b": [False, False, False, True],
                              "c": [False] * 4, "d": [True] * 4})
-    difficulty = {"a": "introductory", "b": "introductory", "c": "interview", "d": "competition"}
-    s = reproduce.score_samples(tmp_path / "samples_results.jsonl", difficulty)
-    assert s["samples_per_problem"] == 4 and s["ks"] == [1, 4]
-    assert s["sizes"] == {"all": 4, "introductory": 2, "interview": 1, "competition": 1}
-    m = s["metrics"]
-    assert m["all"]["filtered_pass@1"] == pytest.approx(2 / 4)
-    assert m["all"]["raw_pass@1"] == pytest.approx((0.25 + 0.25 + 0 + 1) / 4)
-    assert m["all"]["raw_pass@4"] == pytest.approx(3 / 4)
-    assert m["introductory"]["filtered_pass@1"] == pytest.approx(0.5)
-    assert m["interview"]["raw_pass@4"] == 0.0 and m["competition"]["filtered_pass@1"] == 1.0
+    outcomes = reproduce.read_outcomes(tmp_path / "samples_results.jsonl")
+    assert outcomes == {"a": [4, 1, 1], "b": [4, 1, 0], "c": [4, 0, 0], "d": [4, 4, 1]}
+    r = reproduce.Record("codeplan", 0, "n4", 10, "x", outcomes)
+    assert r.candidates == 4
+    assert reproduce.pass1(r, {"a", "b", "c", "d"}) == pytest.approx(2 / 4)
+    assert reproduce.raw_pass(r, {"a", "b", "c", "d"}, 1) == pytest.approx((0.25 + 0.25 + 0 + 1) / 4)
+    assert reproduce.raw_pass(r, {"a", "b", "c", "d"}, 4) == pytest.approx(3 / 4)
+    assert reproduce.pass1(r, {"b", "c"}) == 0.0
+    meta = {"a": {"difficulty": "competition", "tier": "held-pair"}, "b": {"difficulty": "introductory", "tier": "seen-chain"},
+            "c": {"difficulty": "introductory", "tier": ""}, "d": {"difficulty": "odd", "tier": "seen-chain"}}
+    groups = reproduce.groups_of(meta)
+    assert list(groups) == ["all", "seen-chain", "held-pair", "introductory", "competition", "odd"]
+    assert groups["seen-chain"] == {"b", "d"} and groups["introductory"] == {"b", "c"}
 
 
-def record(setup, decoding, seed, values: dict[str, float], n=1):
-    metrics = {g: {"filtered_pass@1": v, "raw_pass@1": v} for g, v in values.items()}
-    if n > 1:
-        for g in metrics:
-            metrics[g][f"raw_pass@{n}"] = min(1.0, 2 * values[g])
-    return {"setup": setup, "decoding": decoding, "seed": seed, "samples_per_problem": n, "metrics": metrics}
+def test_paired_bootstrap_interval():
+    rng = np.random.default_rng(1)
+    assert reproduce.paired_bootstrap(np.zeros((3, 50)), 500) == (0.0, 0.0, 0.0)
+    assert reproduce.paired_bootstrap(np.ones((2, 10)), 500) == (1.0, 1.0, 1.0)
+    # a gain on a fifth of 300 problems: interval around +0.2, far from 0
+    gain = np.zeros((3, 300))
+    gain[:, :60] = 1
+    est, low, high = reproduce.paired_bootstrap(gain, 1000)
+    assert est == pytest.approx(0.2) and 0.12 < low < 0.2 < high < 0.28
+    # symmetric noise: the interval holds 0
+    noise = rng.choice([-1.0, 0.0, 1.0], size=(3, 200))
+    noise -= noise.mean()
+    _, low, high = reproduce.paired_bootstrap(noise, 1000)
+    assert low < 0 < high
+    # seeds that disagree widen the interval beyond what the problems alone give
+    seeds_apart = np.zeros((3, 300))
+    seeds_apart[0, :150] = 1
+    one_seed = reproduce.paired_bootstrap(seeds_apart[:1], 1000)
+    three = reproduce.paired_bootstrap(seeds_apart, 1000)
+    assert three[1] <= 0 and one_seed[1] > 0.4
+    assert reproduce.paired_bootstrap(gain, 500, seed=3) == reproduce.paired_bootstrap(gain, 500, seed=3)
 
 
-def test_results_table_mean_std_gain_and_difficulty_columns():
-    records = [record("ft", "direct", s, {"all": v, "introductory": 2 * v, "interview": v}) for s, v in enumerate((0.1, 0.2, 0.3))]
-    records += [record("codeplan", "n4", s, {"all": v, "introductory": v, "interview": v}, n=4) for s, v in enumerate((0.3, 0.4, 0.5))]
-    records += [record("codeplan", "direct", 0, {"all": 0.1, "introductory": 0.1, "interview": 0.1})]
-    lines = reproduce.results_table(records).splitlines()
-    assert lines[0].split("|")[5:8] == [" all ", " introductory ", " interview "]
-    cells = {tuple(c.strip() for c in line.split("|")[1:4]): [c.strip() for c in line.split("|")[4:-1]] for line in lines[2:]}
-    ft = cells[("fine-tuning (lambda 0)", "direct code (--n 0)", "pass@1")]
-    assert ft == ["3", "20.0 ± 10.0", "40.0 ± 20.0", "20.0 ± 10.0", ""]
-    n4 = cells[("CodePLAN (lambda 0.5)", "plan sampling N=4", "filtered pass@1")]
-    assert n4 == ["3", "40.0 ± 10.0", "40.0 ± 10.0", "40.0 ± 10.0", "+100%"]
-    assert cells[("CodePLAN (lambda 0.5)", "plan sampling N=4", "raw pass@4")][1] == "80.0 ± 20.0"
-    assert cells[("CodePLAN (lambda 0.5)", "plan sampling N=4", "raw pass@4")][-1] == ""
-    assert cells[("CodePLAN (lambda 0.5)", "direct code (--n 0)", "pass@1")] == ["1", "10.0", "10.0", "10.0", "-50%"]
-    order = [k[:2] for k in cells]
-    assert order.index(("fine-tuning (lambda 0)", "direct code (--n 0)")) < order.index(("CodePLAN (lambda 0.5)", "direct code (--n 0)")) \
-        < order.index(("CodePLAN (lambda 0.5)", "plan sampling N=4"))
+def test_a_difference_is_printed_only_with_its_interval():
+    assert reproduce.difference_text((0.05, 0.01, 0.09)) == "+5.0 [+1.0, +9.0]"
+    assert reproduce.difference_text((-0.05, -0.09, -0.01)) == "-5.0 [-9.0, -1.0]"
+    assert reproduce.difference_text((0.03, -0.01, 0.07)) == "no measurable difference [-1.0, +7.0]"
+    assert reproduce.difference_text((0.0, 0.0, 0.0)) == "no measurable difference [+0.0, +0.0]"
+    assert reproduce.difference_text(None) == ""
 
 
-def quick_tasks(tmp_path, seeds=2, **over):
-    args = reproduce.parse_args(["--quick", "--seeds", str(seeds), "--steps", "5", "--out", str(tmp_path)] +
-                                [x for k, v in over.items() for x in (f"--{k}", str(v))])
-    return reproduce.plan_tasks(args, tmp_path / "quick")
+def records_for(values: dict[tuple[str, str], list[list[int]]], step=10) -> list:
+    """values: (arm, decoding) -> per seed, the top-passed flag of problems p0, p1, ..."""
+    return [reproduce.Record(arm, seed, decoding, step, f"{arm}-{seed}-{decoding}",
+                             {f"p{i}": [1, top, top] for i, top in enumerate(tops)})
+            for (arm, decoding), seeds in values.items() for seed, tops in enumerate(seeds)]
 
 
-def finish(task) -> None:
-    task.folder.mkdir(parents=True, exist_ok=True)
-    if task.kind == "train":
-        (task.folder / "summary.json").write_text(json.dumps({"step": 5}))
-    else:
-        write_results(task.folder, {"a": [True]})
-        (task.folder / "report.md").write_text("table\n")
+def table_cells(text: str) -> dict[tuple[str, str], list[str]]:
+    rows = [l for l in text.splitlines() if l.startswith("| ") and not l.startswith("| arm ")]
+    return {tuple(c.strip() for c in l.split("|")[1:3]): [c.strip() for c in l.split("|")[3:-1]] for l in rows}
 
 
-def test_plan_tasks_equal_budget_and_layout(tmp_path):
-    tasks = quick_tasks(tmp_path)
-    trains = [t for t in tasks if t.kind == "train"]
-    assert [t.name for t in trains] == ["ft-seed0", "codeplan-seed0", "ft-seed1", "codeplan-seed1"]
-    for t in trains:
-        assert t.argv[t.argv.index("--steps") + 1] == "5" and t.argv[t.argv.index("--batch-size") + 1] == "16"
-        assert t.folder == tmp_path / "quick" / "runs" / t.name
-    assert [t.kind for t in tasks[:7]] == ["train", "direct", "train", "direct", "greedy-plan", "n4", "n16"]
-    assert all(t.argv[t.argv.index("--limit") + 1] == "100" for t in tasks if t.kind != "train")
+def test_tables_compare_with_fine_tuning_direct_per_group():
+    meta = {f"p{i}": {"difficulty": "introductory" if i < 40 else "interview", "tier": "seen-chain" if i % 2 else "held-pair"}
+            for i in range(80)}
+    base = [[0] * 80, [0] * 80, [0] * 80]
+    better = [[1] * 40 + [0] * 40] * 3          # +50 points, all of it on introductory problems
+    same = [[1] * 2 + [0] * 78, [0] * 80, [0] * 2 + [1] * 2 + [0] * 76]
+    records = records_for({("ft", "direct"): base, ("codeplan", "n16"): better, ("codeplan", "direct"): same})
+    text = reproduce.main_table(records, meta, 500)
+    cells = table_cells(text)
+    ft = reproduce.ARMS["ft"].label, reproduce.DECODINGS["direct"][0]
+    cp = reproduce.ARMS["codeplan"].label
+    assert cells[ft][:4] == ["1", "3", "0.0 ± 0.0", "baseline"]
+    n16 = cells[(cp, reproduce.DECODINGS["n16"][0])]
+    assert n16[2] == "50.0 ± 0.0" and re.fullmatch(r"\+50\.0 \[\+\d\d\.\d, \+\d\d\.\d\]", n16[3])
+    assert cells[(cp, reproduce.DECODINGS["direct"][0])][3].startswith("no measurable difference [")
+    assert list(cells) == [ft, (cp, reproduce.DECODINGS["direct"][0]), (cp, reproduce.DECODINGS["n16"][0])]
+    groups = reproduce.group_tables(records, meta, 500)
+    values, differences = groups.split("Difference in pass@1")
+    header = next(l for l in values.splitlines() if l.startswith("| arm"))
+    assert [c.strip() for c in header.split("|")[3:-1]] == ["seen-chain (40)", "held-pair (40)", "introductory (40)", "interview (40)"]
+    n16 = table_cells(differences)[(cp, reproduce.DECODINGS["n16"][0])]
+    assert n16[0].startswith("+50.0 [") and n16[1].startswith("+50.0 [") and n16[2] == "+100.0 [+100.0, +100.0]"
+    assert n16[3] == "no measurable difference [+0.0, +0.0]"
+    assert ft not in table_cells(differences)
+    alone = table_cells(reproduce.main_table(records_for({("codeplan", "n16"): better}), meta, 200))
+    assert alone[(cp, reproduce.DECODINGS["n16"][0])][3] == "n/a (no baseline runs)"
 
 
-def test_finished_runs_are_skipped_and_unfinished_ones_run(tmp_path, monkeypatch):
-    tasks = quick_tasks(tmp_path)
-    ran = []
-    monkeypatch.setattr(reproduce, "run_logged", lambda task: (ran.append(task.name), finish(task)))
-    for t in tasks[:4]:
-        finish(t)
-    assert tasks[2].name == "codeplan-seed0"  # interrupted: runs again (resumes)
-    (tasks[2].folder / "summary.json").write_text(json.dumps({"step": 3, "interrupted": True}))
-    reproduce.run_all(tasks, tmp_path / "quick")
-    assert ran == [tasks[2].name] + [t.name for t in tasks[4:]]
-    assert set(json.loads((tmp_path / "quick" / "timings.json").read_text())) == set(ran)
-    ran.clear()
-    reproduce.run_all(tasks, tmp_path / "quick")
-    assert ran == []
+def test_cost_table_says_na_for_keys_train_py_does_not_write():
+    summaries = {"ft": [{"seed": 0, "step": 5, "optimizer_steps": 5, "train_flops": 2e12},
+                        {"seed": 1, "step": 5, "optimizer_steps": 5}]}
+    cells = table_cells(reproduce.cost_table(summaries, {"ft-seed0": {"seconds": 10.0}, "ft-seed1": {"seconds": 20.0}}))
+    row = cells[(reproduce.ARMS["ft"].label, "2")]
+    assert row == ["5", "n/a", "n/a", "n/a", "n/a", "15"]
 
 
-def test_training_summary_must_match_the_asked_steps(tmp_path):
-    task = quick_tasks(tmp_path)[0]
-    task.folder.mkdir(parents=True)
-    (task.folder / "summary.json").write_text(json.dumps({"step": 5, "interrupted": True}))
-    assert not task.finished()
-    (task.folder / "summary.json").write_text(json.dumps({"step": 4}))
-    assert not task.finished()
-    (task.folder / "summary.json").write_text(json.dumps({"step": 5}))
-    assert task.finished()
+# ----------------------------------------------------------------------------- the commands it builds
+
+@pytest.mark.parametrize("mode", [["--quick"], ["--gpu"], []])
+def test_every_command_parses_with_the_scripts_own_parsers(mode, tmp_path):
+    args = reproduce.parse_args(mode + ["--out", str(tmp_path)])
+    tasks = reproduce.plan_tasks(args, tmp_path / args.mode)
+    inputs = reproduce.Inputs(tmp_path / args.mode, args.problems, args.vocab_size, args.corrupt_share)
+    trains = [t for t in tasks if not t.decoding]
+    assert {t.arm for t in trains} == set(args.arms) and len(trains) == 3 * len(args.arms)
+    for t in tasks:
+        assert t.argv[0] in ("train.py", "sample.py")
+        parsed = (train if t.argv[0] == "train.py" else sample).parse_args(t.argv[1:])
+        if not t.decoding:
+            # the same budget and the one tokenizer for every arm
+            assert (parsed.steps, parsed.batch_size, parsed.tokenizer) == (args.steps, args.batch_size, trains[0].argv[trains[0].argv.index("--tokenizer") + 1])
+            assert parsed.lam == float(reproduce.ARMS[t.arm].flags[1]) and parsed.seed == t.seed
+            assert parsed.save_every == (args.curve_every if t.arm in reproduce.CURVES and args.curve_every else 0)
+        else:
+            # the same test problems for every arm and decoding
+            assert parsed.data == f"synthetic:{reproduce.rel(inputs.test_problems)}"
+            assert parsed.split == "test" and parsed.limit == 0 and parsed.seed == t.seed
+            assert parsed.checkpoint.endswith("last.pt" if t.step == args.steps else f"step-{t.step}.pt")
+    decodings = {(t.arm, t.decoding) for t in tasks if t.step == args.steps and t.decoding}
+    assert ("ft", "direct-m16") in decodings and ("codeplan", "n16") in decodings and ("codeplan-paper", "n16") in decodings
+    assert not any(t.arm == "ft" and t.decoding not in ("", "direct", "direct-m16") for t in tasks)
+    curves = {(t.arm, t.decoding) for t in tasks if t.decoding and t.step < args.steps}
+    assert curves == {("ft", "direct"), ("codeplan", "direct"), ("codeplan", "n16")}
 
 
-def test_other_settings_in_the_same_folder_are_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(reproduce, "run_logged", finish)
-    reproduce.run_all(quick_tasks(tmp_path, seeds=1), tmp_path / "quick")
+def test_modes_and_their_arms():
+    quick, gpu, full = (reproduce.parse_args(m) for m in (["--quick"], ["--gpu"], []))
+    assert quick.arms == gpu.arms == ["ft", "codeplan-paper", "codeplan"]
+    assert set(full.arms) >= {"ft", "codeplan-paper", "codeplan", "lambda0.25", "lambda0.75", "corrupted"}
+    assert quick.problems == 48 and full.problems == 0 and quick.seeds == gpu.seeds == 3
+    paper = reproduce.ARMS["codeplan-paper"].flags
+    assert paper[paper.index("--plan-in-code") + 1] == "0"
+    assert reproduce.parse_args(["--quick", "--decodings", "direct,n16"]).decodings["codeplan"] == ["direct", "n16"]
+    for bad in (["--quick", "--gpu"], ["--arms", "nope"], ["--train-args", "--tokenizer x"], ["--sample-args", "--limit 3"],
+                ["--data", "mbpp"], ["--seeds", "0"]):
+        with pytest.raises(SystemExit):
+            reproduce.parse_args(bad)
+
+
+def test_dry_run_prints_every_command_and_runs_nothing(tmp_path, capsys):
+    reproduce.main(["--quick", "--dry-run", "--out", str(tmp_path)])
+    printed = capsys.readouterr()
+    commands = printed.out.splitlines()
+    assert len(commands) == 57 and sum(c.startswith("python train.py ") for c in commands) == 9
+    assert all(c.startswith(("python train.py ", "python sample.py ")) for c in commands)
+    assert "57 runs, 57 not finished; expected ?" in printed.err
+    assert not (tmp_path / "quick").exists()
+
+
+def test_scored_problems_take_the_first_of_each_tier():
+    problems = [data.Problem(id=str(i), question="q", tier=("seen-chain", "new-chain", "held-pair")[i % 3]) for i in range(30)]
+    chosen = reproduce.scored_problems(problems, 6)
+    assert [p.id for p in chosen] == ["0", "1", "2", "3", "4", "5"]
+    assert len(reproduce.scored_problems(problems, 0)) == 30
+    untiered = [data.Problem(id=str(i), question="q") for i in range(5)]
+    assert [p.id for p in reproduce.scored_problems(untiered, 2)] == ["0", "1"]
+    with pytest.raises(reproduce.ReproduceError, match="each test tier"):
+        reproduce.scored_problems(problems, 2)
+
+
+# ----------------------------------------------------------------------------- the scheduler
+
+def script_task(tmp_path, name, code, after="", decoding="") -> reproduce.Task:
+    folder = tmp_path / name
+    return reproduce.Task(name, "ft", 0, decoding, 1, folder, ["-c", code], after=after)
+
+
+FINISH_TRAIN = "import json, pathlib; pathlib.Path({f!r}, 'summary.json').write_text(json.dumps({{'step': 1}}))"
+FINISH_SAMPLE = ("import pathlib; p = pathlib.Path({f!r}); (p / 'report.md').write_text('x');"
+                 "(p / 'samples_results.jsonl').write_text('')")
+
+
+def test_scheduler_runs_after_dependencies_and_skips_what_a_failure_blocks(tmp_path):
+    a = script_task(tmp_path, "a", FINISH_TRAIN.format(f=str(tmp_path / "a")))
+    b = script_task(tmp_path, "a/b", FINISH_SAMPLE.format(f=str(tmp_path / "a" / "b")), after="a", decoding="direct")
+    c = script_task(tmp_path, "c", "import sys; print('boom'); sys.exit(3)")
+    d = script_task(tmp_path, "c/d", FINISH_SAMPLE.format(f=str(tmp_path / "c" / "d")), after="c", decoding="direct")
+    with pytest.raises(reproduce.ReproduceError) as e:
+        reproduce.run_all([a, b, c, d], tmp_path, jobs=2)
+    assert "c: python" in str(e.value) and "exited with 3" in str(e.value) and "boom" in str(e.value)
+    assert "skipped, as they need c: c/d" in str(e.value)
+    assert a.finished() and b.finished() and not d.finished()
+    ledger = json.loads((tmp_path / "timings.json").read_text())
+    assert set(ledger) == {"a", "a/b", "c"} and ledger["a"]["kind"] == "train ft" and ledger["a/b"]["kind"] == "direct"
+    # a rerun runs only what is not finished
+    (tmp_path / "a" / "train.log").unlink()
+    with pytest.raises(reproduce.ReproduceError):
+        reproduce.run_all([a, b, c, d], tmp_path, jobs=1)
+    assert not (tmp_path / "a" / "train.log").exists()
+    assert (tmp_path / "c" / "train.log").read_text().count("$ python") == 2
+
+
+def test_other_settings_in_the_same_folder_are_refused(tmp_path):
+    a = script_task(tmp_path, "a", FINISH_TRAIN.format(f=str(tmp_path / "a")))
+    a.argv += ["--workers", "2"]
+    reproduce.run_all([a], tmp_path, jobs=1)
+    a.argv[-1] = "8"   # another --jobs: the same run, only faster
+    reproduce.run_all([a], tmp_path, jobs=1)
+    a.argv = a.argv + ["--other"]
     with pytest.raises(reproduce.ReproduceError, match="other settings"):
-        reproduce.run_all(quick_tasks(tmp_path, seeds=1, limit=50), tmp_path / "quick")
+        reproduce.run_all([a], tmp_path, jobs=1)
 
 
 def test_interrupted_training_resumes_from_its_checkpoint(tmp_path, monkeypatch):
@@ -199,16 +315,157 @@ def test_interrupted_training_resumes_from_its_checkpoint(tmp_path, monkeypatch)
         def __init__(self, cmd, **kw):
             calls.append(cmd)
 
-        def wait(self, timeout=None):
-            return 0
-
     monkeypatch.setattr(reproduce.subprocess, "Popen", FakePopen)
-    task = quick_tasks(tmp_path, seeds=1)[0]
+    task = reproduce.Task("ft-seed0", "ft", 0, "", 5, tmp_path / "ft-seed0", ["train.py", "--steps", "5"])
     task.folder.mkdir(parents=True)
     (task.folder / "metrics.jsonl").write_text("{}\n")
-    reproduce.run_logged(task)
+    reproduce.Running(task, 1)
     assert "--resume" not in calls[-1] and not (task.folder / "metrics.jsonl").exists()
     (task.folder / "last.pt").write_bytes(b"x")
-    reproduce.run_logged(task)
-    assert calls[-1][-1] == "--resume" and calls[-1][1] == "train.py"
+    reproduce.Running(task, 1)
+    assert calls[-1][-1] == "--resume" and calls[-1][-3:-1] == ["--steps", "5"]
     assert (task.folder / "train.log").read_text().count("$ python train.py") == 2
+
+
+# ----------------------------------------------------------------------------- ranking never sees hidden tests
+
+def contradicting_problem() -> data.Problem:
+    """Public and hidden tests that disagree, so a program can pass one set and fail the other."""
+    return data.Problem(id="echo", question="Print the number you read.", difficulty="introductory", source="synthetic",
+                        public_tests=[data.Test("stdio", "1\n", "2\n")],
+                        hidden_tests=[data.Test("stdio", "1\n", "1\n"), data.Test("stdio", "5\n", "5\n")])
+
+
+PUBLIC_ONLY, HIDDEN_ONLY = "print(int(input()) + 1)\n", "print(input())\n"
+
+
+def fake_generation(monkeypatch):
+    """Plan A's program passes only the public test, plan B's only the hidden ones; the model prefers B."""
+    def fake(model, tokenizer, sources, head, n=1, **_):
+        if head == "plan":
+            return [[("PLAN A", -0.1, 2), ("PLAN B", -0.1, 2)][:n] for _ in sources]
+        return [[(PUBLIC_ONLY, -5.0, 9) if "PLAN A" in src else (HIDDEN_ONLY, -0.5, 9)] * n for src in sources]
+    monkeypatch.setattr(codeplan, "generate_texts", fake)
+
+
+def test_plan_sampling_ranks_by_public_tests_never_by_hidden_ones(monkeypatch, tmp_path):
+    fake_generation(monkeypatch)
+    problem = contradicting_problem()
+    no_model = torch.nn.Linear(1, 1)   # plan_sample only asks it for its device; generation is faked
+    with sandbox.Pool(workers=1, timeout=10.0) as pool:
+        ((_, candidates),) = list(codeplan.plan_sample(no_model, None, [(0, [problem])], pool, n=2))
+    ranked = [codeplan.rank_candidates(candidates)]
+    top, second = ranked[0]
+    assert (top.code, top.public, top.passed) == (PUBLIC_ONLY, 1.0, False)
+    assert (second.code, second.public, second.passed) == (HIDDEN_ONLY, 0.0, True)
+    report = codeplan.pass_at_k_report([problem], [candidates], [1, 2])
+    assert report["all"]["1@2"] == 0.0 and report["all"]["pass@2"] == 1.0
+    # reproduce.py scores the written rows the same way: the top-ranked candidate failed
+    rows = [sandbox.result_row(problem.id, c, rank=r) for r, c in enumerate(ranked[0])]
+    (tmp_path / "samples_results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert reproduce.read_outcomes(tmp_path / "samples_results.jsonl") == {"echo": [2, 1, 0]}
+    # sample.py --show: each plan with its program, public pass rate, hidden verdict and rank
+    shown = sample.show([problem], ranked, 1)
+    assert "Print the number you read." in shown
+    first, rest = shown.split("--- rank 1")
+    assert "--- rank 0 | plan 0 | public tests passed 100% | hidden: wrong_answer" in first and "PLAN A" in first
+    assert PUBLIC_ONLY.strip() in first and HIDDEN_ONLY.strip() not in first
+    assert rest.startswith(" | plan 1 | public tests passed 0% | hidden: PASSED") and "PLAN B" in rest
+    assert sample.parse_args(["--show", "3"]).show == 3
+    with pytest.raises(SystemExit):
+        sample.parse_args(["--show", "-1"])
+
+
+# ----------------------------------------------------------------------------- end to end, micro configuration
+
+WRAPPER = """import runpy, sys
+sys.path.insert(0, {root!r})
+import model
+model.PRESETS["tiny"] = {micro!r}
+script = sys.argv[1]
+sys.argv = sys.argv[1:]
+runpy.run_path(script, run_name="__main__")
+"""
+
+
+@pytest.fixture(scope="module")
+def tiered_spec(tmp_path_factory) -> str:
+    """A small synthetic benchmark whose test problems carry tiers."""
+    path = tmp_path_factory.mktemp("tiered") / "synthetic-tiered.jsonl"
+    splits = synthetic.generate(0, (200, 20, 20))
+    for i, p in enumerate(splits["test"]):
+        p.tier = ("seen-chain", "held-pair")[i % 2]
+    path.write_text("".join(json.dumps({"split": s, **p.to_dict()}) + "\n" for s in ("train", "valid", "test") for p in splits[s]))
+    return f"synthetic:{path}"
+
+
+def test_main_end_to_end_and_report_only_rebuilds_the_same_tables(tiered_spec, tmp_path, monkeypatch, capsys):
+    wrapper = tmp_path / "micro.py"
+    wrapper.write_text(WRAPPER.format(root=str(ROOT), micro=MICRO))
+    monkeypatch.setattr(reproduce, "PYTHON", [sys.executable, str(wrapper)])
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    argv = ["--quick", "--seeds", "1", "--steps", "2", "--problems", "2", "--curve-every", "1", "--arms", "ft,codeplan",
+            "--decodings", "direct,n4,ref-plans,corrupted-plans", "--data", tiered_spec, "--vocab-size", "400",
+            "--bootstrap", "200", "--jobs", "2", "--out", str(tmp_path / "results"),
+            "--train-args", "--max-source-len 128 --max-target-len 32 --eval-examples 4 --warmup 1 --device cpu",
+            "--sample-args", "--max-new-tokens 12 --device cpu"]
+    reproduce.main(argv)
+    printed = capsys.readouterr().out
+    root = tmp_path / "results" / "quick"
+    text = (root / "results.md").read_text()
+    assert printed.strip() == text.strip()
+    tables = [l for l in text.splitlines() if l.startswith("|")]
+    sections = {part.split("\n", 1)[0]: part for part in text.split("\n## ")[1:]}
+    assert list(sections) == ["pass@1 against fine-tuning's direct code (RQ1-RQ3)", "By test tier and difficulty (RQ4)",
+                              "What each arm spent", "Learning curves: pass@1 (%) against training steps"], text
+    cells = table_cells(sections["pass@1 against fine-tuning's direct code (RQ1-RQ3)"])
+    ft, cp = reproduce.ARMS["ft"].label, reproduce.ARMS["codeplan"].label
+    assert list(cells) == [(ft, "direct code"), (cp, "direct code"), (cp, "plan sampling N=4"),
+                             (cp, "given reference plans (upper bound)"), (cp, "given corrupted reference plans")]
+    assert cells[(ft, "direct code")][0] == "1" and cells[(ft, "direct code")][1:4:2] == ["1", "baseline"]
+    assert "seen-chain (1)" in sections["By test tier and difficulty (RQ4)"]
+    assert "held-pair (1)" in sections["By test tier and difficulty (RQ4)"]
+    curves = table_cells(sections["Learning curves: pass@1 (%) against training steps"])
+    assert list(curves) == [(ft, "direct code"), (cp, "direct code")] and all(len(v) == 2 and v[0] and v[1] for v in curves.values())
+    results = json.loads((root / "outcomes.json").read_text())
+    assert {(r["arm"], r["decoding"], r["step"]) for r in results["runs"]} == {
+        ("ft", "direct", 2), ("ft", "direct", 1), ("codeplan", "direct", 2), ("codeplan", "direct", 1),
+        ("codeplan", "n4", 2), ("codeplan", "ref-plans", 2), ("codeplan", "corrupted-plans", 2)}
+    assert all(set(r["outcomes"]) == set(results["problems"]) and len(r["outcomes"]) == 2 for r in results["runs"])
+    # one tokenizer for both arms, and the step checkpoints the curves were scored from
+    tokenizer = (root / "inputs" / "tokenizer-400.model").read_bytes()
+    for arm in ("ft", "codeplan"):
+        run = root / "runs" / f"{arm}-seed0"
+        assert (run / "tokenizer.model").read_bytes() == tokenizer and (run / "step-1.pt").exists()
+        summary = json.loads((run / "summary.json").read_text())
+        row = table_cells(sections["What each arm spent"])[(reproduce.ARMS[arm].label, "1")]
+        for (key, _, _), cell in zip(reproduce.SUMMARY_KEYS, row):
+            assert (cell == "n/a") == (key not in summary)
+    # --report-only rebuilds the same tables, from the run folders and, without them, from outcomes.json
+    reproduce.main(argv + ["--report-only"])
+    assert [l for l in (root / "results.md").read_text().splitlines() if l.startswith("|")] == tables
+    for run in (root / "runs").iterdir():
+        for f in run.rglob("samples_results.jsonl"):
+            f.unlink()
+    reproduce.main(argv + ["--report-only"])
+    assert [l for l in (root / "results.md").read_text().splitlines() if l.startswith("|")] == tables
+
+
+def test_train_tokenizer_flag_refuses_a_missing_file(spec, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        train.main(["--data", spec, "--out", str(tmp_path), "--name", "t", "--steps", "1", "--device", "cpu",
+                    "--tokenizer", str(tmp_path / "absent.model")])
+    assert e.value.code == 2 and "absent.model" in capsys.readouterr().err
+
+
+def test_learning_curve_plot_is_optional(tmp_path, monkeypatch):
+    points = {("ft", "direct"): {1: [0.1, 0.2], 2: [0.3, 0.3]}, ("codeplan", "n16"): {1: [0.0, 0.1], 2: [0.2, 0.4]}}
+    table = table_cells(reproduce.curve_table(points))
+    assert table[(reproduce.ARMS["ft"].label, "direct code")] == ["15.0 ± 7.1", "30.0 ± 0.0"]
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "matplotlib", None)   # as if not installed
+        assert not reproduce.plot_curves(points, tmp_path / "absent.png")
+    assert not (tmp_path / "absent.png").exists()
+    pytest.importorskip("matplotlib", reason="matplotlib is optional; the plot itself is checked where it is installed")
+    assert reproduce.plot_curves(points, tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
