@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+import batching
 import codeplan
 import data
 import model as model_lib
@@ -368,6 +369,17 @@ def train(cfg: TrainConfig) -> dict:
     previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.update(flag=True))
 
     cache, trunc, end = {}, {}, min(cfg.steps, cfg.stop_after or cfg.steps)
+    tokens = batching.TokenCache(tokenizer, run_dir / "tokenizer.model", batching.training_texts(train_ex))
+
+    def step_batches(step: int) -> tuple[list[dict], dict]:
+        """This rank's micro-batches of optimizer step `step` and their truncation counts (run in
+        the prefetcher's thread, which builds the next steps' batches while this one trains)."""
+        batch_ids, cut = batch_at(step, train_ex, cfg, cache)[rank::world], {}
+        rng = random.Random(cfg.seed * 1_000_003 + step)
+        return [codeplan.encode_batch([train_ex[j] for j in batch_ids[i::cfg.grad_accum]], tokens, cfg.lam,
+                                      cfg.plan_in_code, rng, cfg.max_source_len, cfg.max_target_len, cut)
+                for i in range(cfg.grad_accum)], cut
+    batches = batching.Prefetcher(step_batches, tokenizer.pad_id, device)
     window = {"tokens": 0, "time": time.time(), "code": [], "plan": []}
     n_params = raw_model.num_parameters()
     raw_model.train()
@@ -376,13 +388,9 @@ def train(cfg: TrainConfig) -> dict:
         lr = lr_at(step, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        batch_ids = batch_at(step, train_ex, cfg, cache)[rank::world]
-        rng = random.Random(cfg.seed * 1_000_003 + step)
-        micro = [batch_ids[i::cfg.grad_accum] for i in range(cfg.grad_accum)]
-        for i, ids in enumerate(micro):
-            pairs = codeplan.encode_batch([train_ex[j] for j in ids], tokenizer, cfg.lam, cfg.plan_in_code, rng,
-                                          cfg.max_source_len, cfg.max_target_len, trunc)
-            batch = {task: to_tensors(pairs[task], tokenizer.pad_id, device) for task in ("code", "plan")}
+        micro, cut = batches.get(step)
+        trunc.update({k: trunc.get(k, 0) + v for k, v in cut.items()})
+        for i, (pairs, batch) in enumerate(micro):
             window["tokens"] += sum(len(s) + len(t) for task in ("code", "plan") for s, t in pairs[task]) * world
             sync = world == 1 or i == len(micro) - 1
             with (contextlib.nullcontext() if sync else loss_module.no_sync()), autocast:
@@ -437,6 +445,7 @@ def train(cfg: TrainConfig) -> dict:
         if is_main and (step % cfg.save_interval == 0 or step == end or stop):
             save_checkpoint(ckpt_path, raw_model, optimizer, scaler, step, best, cfg, run_dir / "tokenizer.model")
 
+    batches.close()
     summary = {"step": step, "best_valid_code": best if best < float("inf") else None, "truncated": trunc}   # JSON has no Infinity
     if stop:
         if is_main:
