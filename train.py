@@ -177,6 +177,16 @@ def batch_at(step: int, examples, cfg: TrainConfig, cache: dict) -> list[int]:
     return cache["order"][index]
 
 
+def step_batches(step: int, examples, tokenizer, cfg: TrainConfig, cache: dict, rank: int = 0,
+                 world: int = 1) -> tuple[list[dict], dict]:
+    """This rank's micro-batches (token id pairs per task) of optimizer step `step`, and their truncation counts."""
+    batch_ids, cut = batch_at(step, examples, cfg, cache)[rank::world], {}
+    rng = random.Random(cfg.seed * 1_000_003 + step)
+    return [codeplan.encode_batch([examples[j] for j in batch_ids[i::cfg.grad_accum]], tokenizer, cfg.lam,
+                                  cfg.plan_in_code, rng, cfg.max_source_len, cfg.max_target_len, cut)
+            for i in range(cfg.grad_accum)], cut
+
+
 def to_tensors(pairs, pad_id: int, device) -> dict | None:
     if not pairs:
         return None
@@ -370,16 +380,8 @@ def train(cfg: TrainConfig) -> dict:
 
     cache, trunc, end = {}, {}, min(cfg.steps, cfg.stop_after or cfg.steps)
     tokens = batching.TokenCache(tokenizer, run_dir / "tokenizer.model", batching.training_texts(train_ex))
-
-    def step_batches(step: int) -> tuple[list[dict], dict]:
-        """This rank's micro-batches of optimizer step `step` and their truncation counts (run in
-        the prefetcher's thread, which builds the next steps' batches while this one trains)."""
-        batch_ids, cut = batch_at(step, train_ex, cfg, cache)[rank::world], {}
-        rng = random.Random(cfg.seed * 1_000_003 + step)
-        return [codeplan.encode_batch([train_ex[j] for j in batch_ids[i::cfg.grad_accum]], tokens, cfg.lam,
-                                      cfg.plan_in_code, rng, cfg.max_source_len, cfg.max_target_len, cut)
-                for i in range(cfg.grad_accum)], cut
-    batches = batching.Prefetcher(step_batches, tokenizer.pad_id, device)
+    # the next steps' batches are built in a background thread while this one trains
+    batches = batching.Prefetcher(lambda s: step_batches(s, train_ex, tokens, cfg, cache, rank, world), tokenizer.pad_id, device)
     window = {"tokens": 0, "time": time.time(), "code": [], "plan": []}
     n_params = raw_model.num_parameters()
     raw_model.train()
