@@ -143,7 +143,9 @@ def main(argv=None) -> None:
               file=sys.stderr, flush=True)
 
     generator = torch.Generator(device=device).manual_seed(args.seed)
-    with sandbox.Pool(workers=workers, timeout=args.timeout) as pool:
+    # bf16 on CUDA, as in training; CPU decodes in fp32
+    with sandbox.Pool(workers=workers, timeout=args.timeout) as pool, \
+            torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
         ranked, timing = codeplan.plan_sample(
             model, tokenizer, problems, pool, n=args.n, samples_per_plan=args.samples_per_plan,
             greedy_plan=args.greedy_plan, given_plans=given, temperature=args.temperature, top_p=args.top_p,
