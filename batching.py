@@ -46,7 +46,7 @@ def training_texts(examples: list[codeplan.Example]) -> list[str]:
 class TokenCache:
     """A tokenizer whose `encode` looks the ids up instead of running sentencepiece again.
 
-    The ids of all `texts` live in one flat int32 array (with row offsets) in
+    The ids of all `texts` live in one flat array (uint16 when the ids fit, with row offsets) in
     `<tokenizer folder>/tokens-<hash>.npz`; the hash covers the tokenizer file and every text, so a
     changed tokenizer or changed data never reads stale ids. A text outside the cache (a format
     this cache was not told about) is encoded on first use, kept, and counted in `misses`.
@@ -82,8 +82,9 @@ class TokenCache:
                       file=sys.stderr, flush=True)
         offsets = np.zeros(len(texts) + 1, dtype=np.int64)
         offsets[1:] = np.cumsum([len(ids) for ids in encoded])
-        flat = np.fromiter((t for ids in encoded for t in ids), dtype=np.int32, count=int(offsets[-1]))
-        return flat, offsets
+        flat = np.fromiter((t for ids in encoded for t in ids), dtype=np.int64, count=int(offsets[-1]))
+        # 2 bytes a token for vocabularies under 65536 (sentencepiece here, CodeT5's 32100): half the file
+        return flat.astype(np.uint16 if flat.size == 0 or flat.max() < 2 ** 16 else np.int32), offsets
 
     def encode(self, text: str) -> list[int]:
         row = self.row.get(text)

@@ -47,6 +47,13 @@ def test_token_cache_gives_the_tokenizers_ids_and_is_read_back_instead_of_encodi
     assert again.eos_id == 1  # everything else is the tokenizer's
 
 
+def test_ids_above_two_bytes_are_kept(tmp_path):
+    texts = ["grin \U0001F600", "plain"]   # ord 128512 does not fit the 2-byte storage
+    batching.TokenCache(CountingTokenizer(), tokenizer_file(tmp_path), texts)
+    again = batching.TokenCache(CountingTokenizer(), tokenizer_file(tmp_path), texts)
+    assert [again.encode(t) for t in texts] == [[ord(c) for c in t] for t in texts]
+
+
 def test_token_cache_file_changes_with_the_texts_or_the_tokenizer(tmp_path):
     first = batching.TokenCache(CountingTokenizer(), tokenizer_file(tmp_path), ["x", "y"])
     other_text = batching.TokenCache(CountingTokenizer(), tokenizer_file(tmp_path), ["x", "y "])
