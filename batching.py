@@ -126,9 +126,11 @@ class Prefetcher:
         self.queue, self.stop = queue.Queue(maxsize=self.depth), threading.Event()
         # the thread holds no reference to self, so that dropping the Prefetcher stops it
         self.finalizer = weakref.finalize(self, self.stop.set)
+        pin_device = None
+        if self.device.type == "cuda":
+            pin_device = self.device if self.device.index is not None else torch.device("cuda", torch.cuda.current_device())
         self.thread = threading.Thread(target=produce, daemon=True, name="batch-prefetcher",
-                                       args=(self.make_step, self.pad_id, self.device.type == "cuda", step,
-                                             self.queue, self.stop))
+                                       args=(self.make_step, self.pad_id, pin_device, step, self.queue, self.stop))
         self.thread.start()
         self.next_step = step
 
@@ -156,15 +158,19 @@ class Prefetcher:
         self.close()
 
 
-def produce(make_step, pad_id: int, pin: bool, step: int, out: queue.Queue, stop: threading.Event) -> None:
-    """The prefetcher's thread: collate (and pin) the batches of step, step + 1, ... into `out`."""
+def produce(make_step, pad_id: int, pin_device: torch.device | None, step: int, out: queue.Queue,
+            stop: threading.Event) -> None:
+    """The prefetcher's thread: collate the batches of step, step + 1, ... into `out`, pinned for
+    copies to pin_device when it is given."""
+    if pin_device is not None:
+        torch.cuda.set_device(pin_device)  # a new thread starts on cuda:0: another rank's card would get a context
     while not stop.is_set():
         try:
             micro, info = make_step(step)
             item = []
             for pairs in micro:
                 tensors = {task: data.collate(p, pad_id) if p else None for task, p in pairs.items()}
-                if pin:
+                if pin_device is not None:
                     tensors = {task: t and {k: v.pin_memory() for k, v in t.items()} for task, t in tensors.items()}
                 item.append((pairs, tensors))
             item = (item, info)

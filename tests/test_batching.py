@@ -169,7 +169,7 @@ def test_prefetcher_thread_ends_on_close_and_when_dropped():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="pinned memory and CUDA copies need a CUDA device")
-def test_prefetcher_pins_on_cuda_and_copies_to_the_device():
+def test_prefetcher_on_cuda_hands_out_device_tensors():
     with batching.Prefetcher(make_step, pad_id=0, device="cuda") as prefetcher:
         micro, _ = prefetcher.get(0)
         want, _ = expected(0)
