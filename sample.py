@@ -353,17 +353,19 @@ def sample(args) -> Path:
                                                         allow_weak_isolation=weak_isolation(args))
     try:
         finished = 0
-        for problem, cands in codeplan.plan_sample(
-                model, tokenizer, todo, pool, n=args.n, samples_per_plan=args.samples_per_plan,
-                greedy_plan=args.greedy_plan, given_plans=given, temperature=args.temperature, top_p=args.top_p,
-                max_new_tokens=max_new_tokens, max_source=train_cfg["max_source_len"], batch_size=args.batch_size,
-                seed=args.seed, skip=frozenset(done), timing=timing):
-            journal.append(problem_record(problem, batch_of[problem.id], cands, scored=pool is not None))
-            finished += 1
-            if time.time() - last_print > 10 or len(done) + finished == total:
-                last_print, rate = time.time(), finished / (time.time() - started)
-                print(f"  {len(done) + finished}/{total} problems | {rate:.2f} problems/s | "
-                      f"ETA {(total - len(done) - finished) / rate / 60:.1f} min", file=sys.stderr, flush=True)
+        # bf16 on CUDA, as in training; CPU decodes in fp32
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            for problem, cands in codeplan.plan_sample(
+                    model, tokenizer, todo, pool, n=args.n, samples_per_plan=args.samples_per_plan,
+                    greedy_plan=args.greedy_plan, given_plans=given, temperature=args.temperature, top_p=args.top_p,
+                    max_new_tokens=max_new_tokens, max_source=train_cfg["max_source_len"], batch_size=args.batch_size,
+                    seed=args.seed, skip=frozenset(done), timing=timing):
+                journal.append(problem_record(problem, batch_of[problem.id], cands, scored=pool is not None))
+                finished += 1
+                if time.time() - last_print > 10 or len(done) + finished == total:
+                    last_print, rate = time.time(), finished / (time.time() - started)
+                    print(f"  {len(done) + finished}/{total} problems | {rate:.2f} problems/s | "
+                          f"ETA {(total - len(done) - finished) / rate / 60:.1f} min", file=sys.stderr, flush=True)
         journal.append({"invocation": {"checkpoint": str(ckpt), "data": spec, "shard": args.shard, "device": str(device),
                                        "sandbox_workers": 0 if pool is None else workers,
                                        "torch_threads": torch.get_num_threads(), "generate_only": args.generate_only,

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+import batching
 import codeplan
 import data
 import model as model_lib
@@ -207,6 +208,16 @@ def batch_at(step: int, examples, cfg: TrainConfig, cache: dict) -> list[int]:
     if cache.get("epoch") != epoch:
         cache["epoch"], cache["order"] = epoch, batch_order(examples, cfg.batch_size, cfg.seed, epoch)
     return cache["order"][index]
+
+
+def step_batches(step: int, examples, tokenizer, cfg: TrainConfig, cache: dict, rank: int = 0,
+                 world: int = 1) -> tuple[list[dict], dict]:
+    """This rank's micro-batches (token id pairs per task) of optimizer step `step`, and their truncation counts."""
+    batch_ids, cut = batch_at(step, examples, cfg, cache)[rank::world], {}
+    rng = random.Random(cfg.seed * 1_000_003 + step)
+    return [codeplan.encode_batch([examples[j] for j in batch_ids[i::cfg.grad_accum]], tokenizer, cfg.lam,
+                                  cfg.plan_in_code, rng, cfg.max_source_len, cfg.max_target_len, cut)
+            for i in range(cfg.grad_accum)], cut
 
 
 def to_tensors(pairs, pad_id: int, device) -> dict | None:
@@ -406,6 +417,9 @@ def train(cfg: TrainConfig) -> dict:
     previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.update(flag=True))
 
     cache, trunc, end = {}, {}, min(cfg.steps, cfg.stop_after or cfg.steps)
+    tokens = batching.TokenCache(tokenizer, tokenizer_path(cfg, run_dir), batching.training_texts(train_ex))
+    # the next steps' batches are built in a background thread while this one trains
+    batches = batching.Prefetcher(lambda s: step_batches(s, train_ex, tokens, cfg, cache, rank, world), tokenizer.pad_id, device)
     window = {"tokens": 0, "time": time.time(), "code": [], "plan": []}
     n_params = raw_model.num_parameters()
     raw_model.train()
@@ -414,13 +428,9 @@ def train(cfg: TrainConfig) -> dict:
         lr = lr_at(step, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        batch_ids = batch_at(step, train_ex, cfg, cache)[rank::world]
-        rng = random.Random(cfg.seed * 1_000_003 + step)
-        micro = [batch_ids[i::cfg.grad_accum] for i in range(cfg.grad_accum)]
-        for i, ids in enumerate(micro):
-            pairs = codeplan.encode_batch([train_ex[j] for j in ids], tokenizer, cfg.lam, cfg.plan_in_code, rng,
-                                          cfg.max_source_len, cfg.max_target_len, trunc)
-            batch = {task: to_tensors(pairs[task], tokenizer.pad_id, device) for task in ("code", "plan")}
+        micro, cut = batches.get(step)
+        trunc.update({k: trunc.get(k, 0) + v for k, v in cut.items()})
+        for i, (pairs, batch) in enumerate(micro):
             window["tokens"] += sum(len(s) + len(t) for task in ("code", "plan") for s, t in pairs[task]) * world
             sync = world == 1 or i == len(micro) - 1
             with (contextlib.nullcontext() if sync else loss_module.no_sync()), autocast:
@@ -477,6 +487,7 @@ def train(cfg: TrainConfig) -> dict:
         if is_main and (step % cfg.save_interval == 0 or step == end or stop):
             save_checkpoint(ckpt_path, raw_model, optimizer, scaler, step, best, cfg, tokenizer_path(cfg, run_dir))
 
+    batches.close()
     summary = {"step": step, "best_valid_code": best if best < float("inf") else None, "truncated": trunc}   # JSON has no Infinity
     if stop:
         if is_main:
