@@ -394,6 +394,7 @@ class CodePlanModel(nn.Module):
         logprobs = torch.zeros(rows, dtype=torch.float32, device=device)
         finished = torch.zeros(rows, dtype=torch.bool, device=device)
         current = torch.full((rows,), c.pad_id, dtype=torch.long, device=device)
+        nonfinite = torch.zeros(rows, dtype=torch.bool, device=device)
         steps = 0
         for t in range(max_new_tokens):
             x = self.embedding(current)[:, None]
@@ -401,6 +402,11 @@ class CodePlanModel(nn.Module):
             for i, layer in enumerate(layers):
                 x = layer(x, mask, cross_kv[i], cross_mask, cache=cache[i], position=t)
             logits = self.head_logits(self.decoder.final_norm(x)[:, 0], head).float()
+            # nan/inf logits would make torch.multinomial fail with a device-side assert on CUDA: note the
+            # rows, sample them from finite stand-in logits, and raise a plain error once decoding is done
+            bad = ~torch.isfinite(logits).all(dim=-1)
+            nonfinite |= bad
+            logits = logits.masked_fill(bad[:, None], 0.0)
             chosen = choose_tokens(logits, temperature, top_k, top_p, generator)
             chosen = chosen.masked_fill(finished, c.pad_id)
             step_logprobs = torch.log_softmax(logits, dim=-1).gather(1, chosen[:, None])[:, 0]
@@ -413,6 +419,9 @@ class CodePlanModel(nn.Module):
                 # checking costs a device sync, so only every few steps
                 if t % 8 == 7 and bool(finished.all()):
                     break
+        if bool(nonfinite.any()):
+            raise FloatingPointError(f"generate: the {head} head gave non-finite logits (nan or inf) for "
+                                     f"{int(nonfinite.sum())} of {rows} sequences; the weights or inputs are not finite")
         return [self._strip(row, stop_at_eos) for row in tokens[:, :steps].tolist()], logprobs
 
     def _strip(self, row: list[int], stop_at_eos: bool) -> list[int]:

@@ -69,7 +69,11 @@ def newest_checkpoint(runs: Path) -> Path:
 
 
 def load_checkpoint(path: Path, device: torch.device):
-    state = torch.load(path, map_location=device, weights_only=False)
+    import checkpoint
+    try:
+        state = checkpoint.load(path, device)
+    except model_lib.CheckpointError as e:
+        raise SystemExit(f"sample.py: {e}")
     model = model_lib.CodePlanModel(model_lib.ModelConfig(**state["model_config"]))
     model.load_state_dict(state["model"])
     tok_path = path.parent / "tokenizer.model"
