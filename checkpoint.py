@@ -52,12 +52,13 @@ def load(path: Path, device: torch.device | str = "cpu") -> dict:
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
         state = torch.load(path, map_location=device, weights_only=True)
-    except pickle.UnpicklingError:
-        raise CheckpointError(f"{path}: holds Python objects beyond tensors and plain values (an old train.py "
-                              f"checkpoint or a foreign file); refusing to unpickle it, since that can run code") from None
-    except Exception as error:   # torch reports a cut or foreign file as OSError, RuntimeError, KeyError, EOFError...
-        raise CheckpointError(f"{path}: not a readable torch checkpoint, truncated or foreign "
-                              f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})") from None
+    except Exception as error:
+        # a file that needs pickled Python objects fails on an "Unsupported global"; a cut or foreign
+        # file fails in many ways (OSError, RuntimeError, KeyError, EOFError, UnpicklingError, ...)
+        if isinstance(error, pickle.UnpicklingError) and "Unsupported global" in str(error):
+            raise CheckpointError(f"{path}: holds Python objects beyond tensors and plain values (an old train.py "
+                                  f"checkpoint or a foreign file); refusing to unpickle it, since that can run code") from None
+        raise CheckpointError(f"{path}: not a readable torch checkpoint, truncated or foreign ({type(error).__name__})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a CodePLAN checkpoint (no format {FORMAT!r}; written by an older "
                               f"train.py or another program)")

@@ -467,7 +467,8 @@ def train(cfg: TrainConfig) -> dict:
     cfg = resolve_defaults(cfg, device)
     is_main = rank == 0
     if is_main and adopted:
-        log("--resume: taken from the saved run: " + " ".join(f"{flag_name(k)} {v}" for k, v in adopted.items()))
+        log("--resume: taken from the saved run: " + " ".join(f"{flag_name(k)} {v:g}" if isinstance(v, float) else f"{flag_name(k)} {v}"
+                                                              for k, v in adopted.items()))
     if cfg.batch_size % (world * cfg.grad_accum):
         raise SystemExit(f"--batch-size {cfg.batch_size} must divide by world size x --grad-accum = {world * cfg.grad_accum}")
     run_dir = Path(cfg.out) / cfg.name
