@@ -19,6 +19,7 @@ import os
 import random
 import re
 import shutil
+import subprocess
 import sys
 import tarfile
 import tempfile
@@ -27,7 +28,7 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, BinaryIO, Callable, Iterable
 
 TASK_MARKERS = ("<|code|>", "<|plan|>", "<|given_plan|>")
 
@@ -481,19 +482,37 @@ DOWNLOADS = {
 }
 
 
-def write_atomic(path: Path, payload: bytes | str) -> None:
-    """Write through a temp file and rename, so readers never see a half-written file."""
+def write_atomic(path: Path, payload: bytes | str | Callable[[BinaryIO], Any]) -> None:
+    """Write through a temp file and rename, so readers never see a half-written file. payload is
+    the content, or a function that writes it to the open file (e.g. torch.save, without a copy in memory)."""
     if isinstance(payload, str):
         payload = payload.encode()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(payload)
+            if callable(payload):
+                payload(f)
+            else:
+                f.write(payload)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def provenance() -> dict:
+    """The code a result came from: the git commit of this checkout and whether files differ from it
+    (untracked files count). Outside a git checkout: commit "unknown" and dirty True, since nothing vouches for it."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=30)
+        status = subprocess.run(["git", "-C", str(here), "status", "--porcelain"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return {"commit": "unknown", "dirty": True}
+    if commit.returncode or status.returncode:
+        return {"commit": "unknown", "dirty": True}
+    return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
 
 
 def fetch(d: Download, dest: Path) -> None:

@@ -456,6 +456,7 @@ class CodePlanModel(nn.Module):
         finished = torch.zeros(rows, dtype=torch.bool, device=device)
         current = torch.full((rows,), c.pad_id, dtype=torch.long, device=device)
         position = torch.zeros(1, dtype=torch.long, device=device)
+        nonfinite = torch.zeros(rows, dtype=torch.bool, device=device)
 
         def step(t: int | torch.Tensor) -> torch.Tensor:
             """Logits [rows, V] (fp32) of the tokens after `current`, which sits at position t."""
@@ -474,6 +475,11 @@ class CodePlanModel(nn.Module):
             else:
                 position.fill_(t)
                 logits = replay() if decoder_step == "cuda-graph" else step(position)
+            # nan/inf logits would make torch.multinomial fail with a device-side assert on CUDA: note the
+            # rows, sample them from finite stand-in logits, and raise a plain error once decoding is done
+            bad = ~torch.isfinite(logits).all(dim=-1)
+            nonfinite |= bad
+            logits = logits.masked_fill(bad[:, None], 0.0)
             chosen = choose_tokens(logits, temperature, top_k, top_p, generator)
             forced = prefix[:, t] != c.pad_id if t < prefix.shape[1] else torch.zeros_like(finished)
             chosen = torch.where(forced, prefix[:, t] if t < prefix.shape[1] else chosen, chosen)
@@ -488,6 +494,9 @@ class CodePlanModel(nn.Module):
                 # checking costs a device sync, so only every few steps
                 if t % 8 == 7 and bool(finished.all()):
                     break
+        if bool(nonfinite.any()):
+            raise FloatingPointError(f"generate: the {head} head gave non-finite logits (nan or inf) for "
+                                     f"{int(nonfinite.sum())} of {rows} sequences; the weights or inputs are not finite")
         rows = tokens[:, :steps].tolist()
         return [self._strip(row[skip:], stop_at_eos) for row, skip in zip(rows, prefix_lengths)], logprobs
 

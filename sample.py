@@ -43,6 +43,7 @@ from pathlib import Path
 
 import torch
 
+import checkpoint
 import codeplan
 import data
 import judge
@@ -156,12 +157,15 @@ def choose_checkpoint(args) -> Path:
         print(f"sample.py: checkpoint {path}: best.pt of the most recently finished run "
               f"(choose another with --run NAME or --checkpoint FILE)", file=sys.stderr)
     if not path.is_file():
-        raise SystemExit(f"sample.py: checkpoint {path} not found")
+        raise SystemExit(f"sample.py: {path}: no such checkpoint file")
     return path
 
 
 def load_checkpoint(path: Path, device: torch.device):
-    state = torch.load(path, map_location=device, weights_only=False)
+    try:
+        state = checkpoint.load(path, device)
+    except model_lib.CheckpointError as e:
+        raise SystemExit(f"sample.py: {e}")
     model = model_lib.CodePlanModel(model_lib.ModelConfig(**state["model_config"]))
     model.load_state_dict(state["model"])
     tok_path = path.parent / ("tokenizer" if state["config"].get("init") else "tokenizer.model")

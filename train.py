@@ -7,7 +7,12 @@
     python train.py --name NAME --resume             # continue runs/NAME from its last checkpoint
 
 A run folder runs/<name>/ holds config.json, tokenizer.model, plans.jsonl (for the default
-reference plans), metrics.jsonl, last.pt and best.pt (by valid code loss).
+reference plans), metrics.jsonl, last.pt and best.pt (by valid code loss), summary.json.
+
+Defaults depend on the device (see DEVICE_DEFAULTS): tiny on CPU, small on CUDA, each with its
+own step budget, batch, warm-up and learning rate; config.json records the values used. A step
+whose loss or gradient norm is not finite is skipped and counted; after --max-nonfinite-steps in
+a row the run stops. Exit codes: 2 bad input, 3 stopped on non-finite steps, 130 interrupted.
 """
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ import torch
 import torch.distributed as dist
 
 import batching
+import checkpoint
 import codeplan
 import data
 import model as model_lib
@@ -37,6 +43,23 @@ import teacher
 # Peak dense bf16 FLOP/s of cards we can name, for MFU; other devices report no MFU.
 PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12}
 
+# Defaults that depend on where the run trains: the preset, and a budget that fits there.
+# cpu: measured on a 2-core VM (README): the main command trains and samples within 15 minutes.
+# cuda: reasoned, not swept. H100 runs of this loop with the small preset at batch 64 (bf16): lr 2e-3
+# went nan at step 100 (fp32: the loss rose after step 150), lr 5e-4 was stable with a valid code
+# loss of 0.21 at step 300. A batch of 64 is ~22k tokens at lambda 0.5; at the 80-90k tokens/s
+# train.py logged there, 2000 steps take about 9 minutes, ~10 with evaluation and saving.
+DEVICE_DEFAULTS = {
+    "cpu": dict(preset="tiny", steps=500, batch_size=16, warmup=50),
+    "cuda": dict(preset="small", steps=2000, batch_size=64, warmup=100),
+}
+# Peak learning rate by preset: tiny measured on CPU, small on the H100 (above); the larger presets
+# get lower rates, as wider T5 models need, not yet measured.
+PRESET_LR = {"tiny": 2e-3, "small": 5e-4, "base": 3e-4, "large": 2e-4}
+# Fine-tuning pretrained weights (--init) takes far smaller steps: the authors' release used 2e-5
+# for CodeT5-large; not swept here.
+INIT_LR = 2e-5
+
 
 @dataclass
 class TrainConfig:
@@ -45,20 +68,21 @@ class TrainConfig:
     data: str = "synthetic"
     plans: str = "reference"
     solutions: str = "shortest"
-    preset: str = ""
+    preset: str = DEVICE_DEFAULTS["cpu"]["preset"]
     init: str = ""
     grad_checkpoint: bool = False
     vocab_size: int = 4096
     tokenizer: str = ""
-    steps: int = 500
+    steps: int = DEVICE_DEFAULTS["cpu"]["steps"]
     stop_after: int = 0
-    batch_size: int = 16
+    batch_size: int = DEVICE_DEFAULTS["cpu"]["batch_size"]
     grad_accum: int = 1
-    lr: float = 2e-3
+    lr: float = PRESET_LR["tiny"]
     min_lr_ratio: float = 0.1
-    warmup: int = 50
+    warmup: int = DEVICE_DEFAULTS["cpu"]["warmup"]
     weight_decay: float = 0.01
     clip: float = 1.0
+    max_nonfinite_steps: int = 3
     dropout: float = 0.0
     max_source_len: int = 512
     max_target_len: int = 256
@@ -77,7 +101,12 @@ class TrainConfig:
     resume: bool = False
 
 
+def per_device_help(field: str) -> str:
+    return "default " + ", ".join(f"{v[field]:g} on {k}" for k, v in DEVICE_DEFAULTS.items())
+
+
 def parse_args(argv=None) -> TrainConfig:
+    """The flags as given; those with per-device defaults stay None until resolve_defaults."""
     d = TrainConfig()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--lambda", dest="lam", type=float, default=d.lam, help="weight of the plan loss in [0, 1]; 0 = plain fine-tuning, 1 = plans only")
@@ -85,7 +114,7 @@ def parse_args(argv=None) -> TrainConfig:
     p.add_argument("--data", default=d.data, help="training data, NAME or NAME:PATH (synthetic, apps, mbpp, humaneval)")
     p.add_argument("--plans", default=d.plans, help="plans file from teacher.py, or 'reference' for the synthetic benchmark's reference plans")
     p.add_argument("--solutions", default=d.solutions, choices=["shortest", "all"], help="code targets per problem: its shortest ground-truth solution, or one example per solution")
-    p.add_argument("--preset", default=d.preset, choices=["", "tiny", "small", "base", "large"], help="model size; default tiny on CPU, small on CUDA")
+    p.add_argument("--preset", default=None, choices=list(model_lib.PRESETS), help="model size; default " + ", ".join(f"{v['preset']} on {k}" for k, v in DEVICE_DEFAULTS.items()))
     p.add_argument("--init", default=d.init, help="start from a Hugging Face T5/CodeT5/CodeT5+ folder (config.json, weights, and its "
                    "own tokenizer: spiece.model, tokenizer.json or vocab.json + merges.txt) instead of a fresh model")
     p.add_argument("--grad-checkpoint", action="store_true", help="activation checkpointing: recompute each block in the "
@@ -93,15 +122,16 @@ def parse_args(argv=None) -> TrainConfig:
     p.add_argument("--vocab-size", type=int, default=d.vocab_size, help="sentencepiece vocabulary size trained on this run's corpus")
     p.add_argument("--tokenizer", default=d.tokenizer, help="reuse this sentencepiece model (copied into the run folder) instead of training one, "
                    "so that runs compared with each other share one vocabulary; --vocab-size is then ignored")
-    p.add_argument("--steps", type=int, default=d.steps, help="optimizer steps in the whole run (the learning-rate schedule spans them)")
+    p.add_argument("--steps", type=int, default=None, help="optimizer steps in the whole run (the learning-rate schedule spans them); " + per_device_help("steps"))
     p.add_argument("--stop-after", type=int, default=d.stop_after, help="stop this invocation at this step (resume later with --resume); 0 = run to --steps")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch: problems per optimizer step, over all ranks and accumulation steps")
+    p.add_argument("--batch-size", type=int, default=None, help="global batch: problems per optimizer step, over all ranks and accumulation steps; " + per_device_help("batch_size"))
     p.add_argument("--grad-accum", type=int, default=d.grad_accum, help="micro-batches per optimizer step on each rank")
-    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (AdamW)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (AdamW); default by preset: " + ", ".join(f"{k} {v:g}" for k, v in PRESET_LR.items()) + f"; with --init {INIT_LR:g}")
     p.add_argument("--min-lr-ratio", type=float, default=d.min_lr_ratio, help="cosine schedule ends at lr * this")
-    p.add_argument("--warmup", type=int, default=d.warmup, help="linear warm-up steps")
+    p.add_argument("--warmup", type=int, default=None, help="linear warm-up steps; " + per_device_help("warmup"))
     p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay (not on norms)")
     p.add_argument("--clip", type=float, default=d.clip, help="gradient-norm clipping; 0 = off")
+    p.add_argument("--max-nonfinite-steps", type=int, default=d.max_nonfinite_steps, help="stop the run after this many steps in a row with a non-finite loss or gradient norm (each is skipped)")
     p.add_argument("--dropout", type=float, default=d.dropout, help="dropout in the model")
     p.add_argument("--max-source-len", type=int, default=d.max_source_len, help="encoder tokens; longer inputs are cut and counted")
     p.add_argument("--max-target-len", type=int, default=d.max_target_len, help="decoder tokens incl. EOS; longer targets are cut and counted")
@@ -121,12 +151,25 @@ def parse_args(argv=None) -> TrainConfig:
     cfg = TrainConfig(**vars(p.parse_args(argv)))
     if not 0.0 <= cfg.lam <= 1.0 or not 0.0 <= cfg.plan_in_code <= 1.0:
         p.error("--lambda and --plan-in-code must lie in [0, 1]")
+    if cfg.max_nonfinite_steps < 1:
+        p.error("--max-nonfinite-steps must be >= 1")
     cfg.name = cfg.name or f"lambda{cfg.lam:g}-seed{cfg.seed}"
     if cfg.init and cfg.preset:
         p.error("--init takes the model's shape from its folder: leave out --preset")
     if cfg.init and cfg.tokenizer:
         p.error("--init brings the folder's own tokenizer: leave out --tokenizer")
     return cfg
+
+
+def resolve_defaults(cfg: TrainConfig, device: torch.device) -> TrainConfig:
+    """Fill the flags left unset (None) with the defaults of this device and preset."""
+    defaults = DEVICE_DEFAULTS["cuda" if device.type == "cuda" else "cpu"]
+    # with --init the shape comes from the pretrained folder, so there is no preset
+    cfg = replace(cfg, preset="" if cfg.init else cfg.preset or defaults["preset"])
+    fill = {k: defaults[k] for k in ("steps", "batch_size", "warmup") if getattr(cfg, k) is None}
+    if cfg.lr is None:
+        fill["lr"] = INIT_LR if cfg.init else PRESET_LR[cfg.preset]
+    return replace(cfg, **fill)
 
 
 def log(msg: str) -> None:
@@ -179,6 +222,14 @@ def prepare(cfg: TrainConfig, run_dir: Path, is_main: bool):
     if len(train) < cfg.batch_size:
         raise data.DataError(f"{cfg.data}: the train split has {len(train)} examples with a ground-truth solution, "
                              f"fewer than --batch-size {cfg.batch_size}")
+    if cfg.lam > 0:
+        with_plan = sum(bool(e.plans) for e in train)
+        if with_plan == 0:
+            # e.g. a plans file made for another dataset or split: its task ids match nothing here
+            raise data.DataError(f"{cfg.plans}: no plan matches any of the {len(train)} train examples of {cfg.data}; "
+                                 f"--lambda {cfg.lam:g} needs plans (check that the file was made for this data)")
+        if is_main:
+            log(f"plans: {with_plan}/{len(train)} train examples ({with_plan / len(train):.1%}) have a plan from {cfg.plans}")
     return tokenizer, train, valid, valid_problems
 
 
@@ -238,7 +289,8 @@ def valid_losses(model, tokenizer, valid, cfg: TrainConfig, device, autocast) ->
     for i in range(0, len(subset), cfg.batch_size):
         chunk = subset[i:i + cfg.batch_size]
         code = codeplan.encode_batch(chunk, tokenizer, 0.0, 0.0, rng, cfg.max_source_len, cfg.max_target_len, trunc)["code"]
-        plan = codeplan.encode_batch(chunk, tokenizer, 1.0, 0.0, rng, cfg.max_source_len, cfg.max_target_len, trunc)["plan"]
+        # at lambda 0 the plan head is never trained: its loss would be noise in the logs
+        plan = codeplan.encode_batch(chunk, tokenizer, 1.0, 0.0, rng, cfg.max_source_len, cfg.max_target_len, trunc)["plan"] if cfg.lam > 0 else []
         for task, pairs in (("code", code), ("plan", plan)):
             t = to_tensors(pairs, tokenizer.pad_id, device)
             if t is None:
@@ -254,18 +306,19 @@ def valid_losses(model, tokenizer, valid, cfg: TrainConfig, device, autocast) ->
 
 # ----------------------------------------------------------------------------- checkpoints
 
-def save_checkpoint(path: Path, raw_model, optimizer, scaler, step: int, best: float, cfg: TrainConfig, tokenizer_path: Path) -> None:
+def save_checkpoint(path: Path, raw_model, optimizer, scaler, step: int, best: float, cfg: TrainConfig,
+                    tokenizer_path: Path, progress: dict) -> None:
+    """progress: the counters a resumed run continues (skipped steps, examples, FLOPs, seconds)."""
+    kind, keys, position, has_gauss, gauss = np.random.get_state()
     state = {
         "model": raw_model.state_dict(), "model_config": asdict(raw_model.config),
         "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-        "step": step, "best_valid_code": best, "config": asdict(cfg),
+        "step": step, "best_valid_code": best, "config": asdict(cfg), "progress": progress,
         "tokenizer": pretrained.tokenizer_snapshot(tokenizer_path),
         "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                "python": random.getstate(), "numpy": np.random.get_state()},
+                "python": random.getstate(), "numpy": [kind, keys.tolist(), position, has_gauss, gauss]},
     }
-    tmp = path.with_suffix(".pt.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    checkpoint.save(path, state)
 
 
 def restore_rng(rng: dict) -> None:
@@ -273,7 +326,8 @@ def restore_rng(rng: dict) -> None:
     if rng["cuda"]:
         torch.cuda.set_rng_state_all(rng["cuda"])
     random.setstate(rng["python"])
-    np.random.set_state(rng["numpy"])
+    kind, keys, position, has_gauss, gauss = rng["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), position, has_gauss, gauss))
 
 
 # the flags that define a run; the others (--stop-after, intervals, --device, ...) may change on resume
@@ -282,22 +336,27 @@ RUN_FIELDS = ("lam", "plan_in_code", "data", "plans", "solutions", "preset", "in
               "max_target_len", "amp", "seed")
 
 
-def resume_config(cfg: TrainConfig, run_dir: Path) -> TrainConfig:
+def flag_name(field: str) -> str:
+    return "--lambda" if field == "lam" else "--" + field.replace("_", "-")
+
+
+def resume_config(cfg: TrainConfig, run_dir: Path) -> tuple[TrainConfig, dict]:
     """--resume continues a run as it was configured, so `--name NAME --resume` is enough: run flags
-    left at their defaults take the run's saved values; a flag that contradicts the run is refused."""
+    not given (or left at their defaults) take the run's saved values, which are returned to be
+    logged; a flag that contradicts the run is refused."""
     saved_path = run_dir / "config.json"
     if not saved_path.exists():
-        return cfg   # no run there: the missing checkpoint is reported next
+        return cfg, {}   # no run there: the missing checkpoint is reported next
     saved, default, adopted = json.loads(saved_path.read_text()), TrainConfig(), {}
     for field in RUN_FIELDS:
-        given = getattr(cfg, field)
-        if given == saved.get(field, given):
+        if field not in saved:
             continue
-        if given != getattr(default, field):
-            flag = "--lambda" if field == "lam" else "--" + field.replace("_", "-")
-            raise SystemExit(f"--resume: {flag} {given} contradicts {saved_path} ({saved[field]}); leave it out to continue the run")
-        adopted[field] = saved[field]
-    return replace(cfg, **adopted)
+        given = getattr(cfg, field)
+        if given is None or given == getattr(default, field):
+            adopted[field] = saved[field]
+        elif given != saved[field]:
+            raise SystemExit(f"--resume: {flag_name(field)} {given} contradicts {saved_path} ({saved[field]}); leave it out to continue the run")
+    return replace(cfg, **adopted), adopted
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -353,24 +412,124 @@ def final_pass1(raw_model, tokenizer, problems, cfg: TrainConfig) -> dict:
     return result
 
 
+# ----------------------------------------------------------------------------- work, logs and shutdown
+
+TASKS = ("code", "plan")
+WORK = ("code_examples", "plan_examples", "tokens", "flops")
+
+
+def example_flops(c: model_lib.ModelConfig, source: int, target: int) -> float:
+    """Training FLOPs (forward + backward) of one example: `source` tokens through the encoder,
+    `target` tokens through the decoder. Counted from the matrix products, 2 FLOPs per multiply-add;
+    norms, softmax and embedding lookups are left out (small). With d = d_model, a = heads * d_kv,
+    f = d_ff, L_e / L_d encoder / decoder layers, S / T source / target tokens, V the vocabulary,
+    multiply-adds of one forward pass:
+        encoder, per layer: S * (4*d*a + F) + 2*S*S*a      q, k, v, o and feed-forward; scores and mix
+        decoder, per layer: T * (4*d*a + F) + 2*T*T*a      self-attention as above (full T x T, masked)
+                          + 2*d*a*T + 2*d*a*S + 2*T*S*a    cross-attention: q and o on T, k and v on S; scores and mix
+        head:               T * d * V
+    with F = 2*d*f (relu) or 3*d*f (gated-gelu). forward = 2 * multiply-adds; backward = 2 * forward.
+    Pads are not counted: this is the work the batch needs, not what padding adds."""
+    d, a = c.d_model, c.num_heads * c.d_kv
+    ff = (3 if c.feed_forward == "gated-gelu" else 2) * d * c.d_ff
+    encoder = c.num_layers * (source * (4 * d * a + ff) + 2 * source * source * a)
+    decoder = c.num_decoder_layers * (target * (4 * d * a + ff) + 2 * target * target * a
+                                      + 2 * d * a * (target + source) + 2 * target * source * a)
+    return 3 * 2 * (encoder + decoder + target * d * c.vocab_size)
+
+
+def batch_work(pairs: dict, config: model_lib.ModelConfig) -> dict:
+    """What one micro-batch trains on: examples of each task, tokens (source + target), FLOPs."""
+    every = [pair for task in TASKS for pair in pairs[task]]
+    return {"code_examples": len(pairs["code"]), "plan_examples": len(pairs["plan"]),
+            "tokens": sum(len(s) + len(t) for s, t in every),
+            "flops": sum(example_flops(config, len(s), len(t)) for s, t in every)}
+
+
+def global_batch(parts: dict, work: dict, world: int, device) -> tuple[dict[str, float], dict]:
+    """The loss of each task over the global batch (the mean over the ranks that had it; logged,
+    not rank 0's shard) and the work summed over the ranks, in one all-reduce."""
+    if world == 1:
+        return {t: float(v) for t, v in parts.items()}, work
+    values = [float(parts[t]) if t in parts else 0.0 for t in TASKS] + [float(t in parts) for t in TASKS] + list(work.values())
+    total = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(total)
+    total = total.tolist()
+    losses = {t: total[i] / total[len(TASKS) + i] for i, t in enumerate(TASKS) if total[len(TASKS) + i] > 0}
+    return losses, dict(zip(work, total[2 * len(TASKS):]))
+
+
+def new_window() -> dict:
+    return {"tokens": 0, "flops": 0.0, "time": time.time(), "code": [], "plan": [], "skipped": 0}
+
+
+def log_window(window: dict, step: int, end: int, lr: float, grad_norm: float, cfg: TrainConfig, device, world: int,
+               metrics_path: Path) -> None:
+    """One training log line (and metrics.jsonl record) for the steps since the last one. Only the
+    losses of trained tasks appear: no plan loss at lambda 0, no code loss at lambda 1."""
+    elapsed = time.time() - window["time"]
+    rec = {"step": step, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": window["tokens"] / elapsed}
+    for task in TASKS:
+        if window[task]:
+            rec[f"loss_{task}"] = sum(window[task]) / len(window[task])
+    rec["loss"] = (1 - cfg.lam) * rec.get("loss_code", 0.0) + cfg.lam * rec.get("loss_plan", 0.0)
+    if window["skipped"]:
+        rec["skipped_steps"] = window["skipped"]
+    peak = next((v for k, v in PEAK_FLOPS.items() if device.type == "cuda" and k in torch.cuda.get_device_name(device)), None)
+    if peak:
+        rec["mfu"] = window["flops"] / elapsed / (world * peak)   # window FLOPs are summed over the ranks
+    steps_per_s = (step % cfg.log_interval or cfg.log_interval) / elapsed
+    rec["eta_s"] = (end - step) / steps_per_s
+    with open(metrics_path, "a") as f:
+        f.write(json.dumps(rec) + "\n")
+    losses = " ".join(f"L_{t} {rec[f'loss_{t}']:.4f}" for t in TASKS if f"loss_{t}" in rec)
+    log(f"step {step}/{cfg.steps} | {losses} total {rec['loss']:.4f} | lr {lr:.2e} | gnorm {grad_norm:.2f} | "
+        f"{rec['tokens_per_s'] / 1e3:.1f}k tok/s" + (f" | MFU {rec['mfu']:.1%}" if "mfu" in rec else "")
+        + (f" | skipped {window['skipped']}" if window["skipped"] else "") + f" | ETA {rec['eta_s'] / 60:.1f} min")
+
+
+def close_distributed(clean: bool = True) -> None:
+    """End the process group on every rank while the interpreter is fully alive.
+
+    DDP keeps references to the process group, so destroy_process_group does not free gloo's
+    worker threads: they live on to interpreter exit. A rank that left right after its last
+    collective could exit while a worker thread still held that collective's tensors; freeing them
+    then needs the GIL of an interpreter being torn down, which aborts the process ("terminate
+    called without an active exception", SIGABRT). A barrier as the last collective (it holds no
+    Python tensor) makes every rank wait until all are done (rank 0 evaluates and saves last), so
+    no worker holds a tensor at exit. After an error, ranks may not all get here: no barrier then."""
+    if not dist.is_initialized():
+        return
+    if clean:
+        dist.barrier()
+    dist.destroy_process_group()
+
+
 # ----------------------------------------------------------------------------- training
 
 def train(cfg: TrainConfig) -> dict:
+    adopted = {}
     if cfg.resume:
-        cfg = resume_config(cfg, Path(cfg.out) / cfg.name)
+        cfg, adopted = resume_config(cfg, Path(cfg.out) / cfg.name)
     device, rank, world = setup_device(cfg)
+    cfg = resolve_defaults(cfg, device)
     is_main = rank == 0
+    if is_main and adopted:
+        log("--resume: taken from the saved run: " + " ".join(f"{flag_name(k)} {v:g}" if isinstance(v, float) else f"{flag_name(k)} {v}"
+                                                              for k, v in adopted.items()))
     if cfg.batch_size % (world * cfg.grad_accum):
         raise SystemExit(f"--batch-size {cfg.batch_size} must divide by world size x --grad-accum = {world * cfg.grad_accum}")
     run_dir = Path(cfg.out) / cfg.name
     ckpt_path = run_dir / "last.pt"
+    provenance = data.provenance()   # the commit (and dirty flag) in config.json and summary.json
     if is_main:
         if run_dir.exists() and not cfg.resume and (ckpt_path.exists() or (run_dir / "metrics.jsonl").exists()):
             raise SystemExit(f"{run_dir} already holds a run; pass --resume to continue it or --name for a new one")
         if cfg.resume and not ckpt_path.exists():
             raise SystemExit(f"--resume: no checkpoint at {ckpt_path}")
         run_dir.mkdir(parents=True, exist_ok=True)
-        data.write_atomic(run_dir / "config.json", json.dumps({**asdict(cfg), "device": str(device), "world_size": world}, indent=2) + "\n")
+        data.write_atomic(run_dir / "config.json", json.dumps({**asdict(cfg), "device": str(device), "world_size": world,
+                                                               **provenance}, indent=2) + "\n")
     if dist.is_initialized():
         dist.barrier()
 
@@ -378,12 +537,11 @@ def train(cfg: TrainConfig) -> dict:
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     tokenizer, train_ex, valid_ex, valid_problems = prepare(cfg, run_dir, is_main)
-    preset = cfg.preset or ("small" if device.type == "cuda" else "tiny")
+    preset = cfg.preset or f"from {cfg.init}"
     if cfg.init:
-        preset = f"from {cfg.init}"
         raw_model = pretrained.init_model(cfg.init, tokenizer, cfg.dropout).to(device)
     else:
-        mconf = model_lib.ModelConfig.preset(preset, vocab_size=tokenizer.vocab_size, dropout=cfg.dropout,
+        mconf = model_lib.ModelConfig.preset(cfg.preset, vocab_size=tokenizer.vocab_size, dropout=cfg.dropout,
                                              pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id)
         raw_model = model_lib.CodePlanModel(mconf).to(device)
     raw_model.gradient_checkpointing(cfg.grad_checkpoint)
@@ -391,12 +549,16 @@ def train(cfg: TrainConfig) -> dict:
     amp, autocast = autocast_for(cfg, device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
     step, best = 0, float("inf")
+    # what summary.json reports over the whole run, resumes included; skipped steps (non-finite) apply no
+    # update and count no examples, but their FLOPs were spent
+    progress = {"skipped_steps": 0, "code_examples_seen": 0, "plan_examples_seen": 0, "train_flops": 0.0, "train_seconds": 0.0}
     if cfg.resume:
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        state = checkpoint.load(ckpt_path, device)
         raw_model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
         step, best = state["step"], state["best_valid_code"]
+        progress.update(state["progress"])
         restore_rng(state["rng"])
         if is_main:
             log(f"resumed {ckpt_path} at step {step}")
@@ -420,76 +582,97 @@ def train(cfg: TrainConfig) -> dict:
     tokens = batching.TokenCache(tokenizer, tokenizer_path(cfg, run_dir), batching.training_texts(train_ex))
     # the next steps' batches are built in a background thread while this one trains
     batches = batching.Prefetcher(lambda s: step_batches(s, train_ex, tokens, cfg, cache, rank, world), tokenizer.pad_id, device)
-    window = {"tokens": 0, "time": time.time(), "code": [], "plan": []}
-    n_params = raw_model.num_parameters()
+    window = new_window()
     raw_model.train()
-    stop = False
+    stop, diverged, in_a_row, last_saved = False, False, 0, step if cfg.resume else None
+    loop_start, seconds_before = time.time(), progress["train_seconds"]
     while step < end and not stop:
         lr = lr_at(step, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        micro, cut = batches.get(step)
+        # skipped steps move the data on too, so that a batch that gave a non-finite loss is not drawn again
+        micro, cut = batches.get(step + progress["skipped_steps"])
         trunc.update({k: trunc.get(k, 0) + v for k, v in cut.items()})
+        losses, work = {task: [] for task in TASKS}, dict.fromkeys(WORK, 0.0)
         for i, (pairs, batch) in enumerate(micro):
-            window["tokens"] += sum(len(s) + len(t) for task in ("code", "plan") for s, t in pairs[task]) * world
             sync = world == 1 or i == len(micro) - 1
             with (contextlib.nullcontext() if sync else loss_module.no_sync()), autocast:
                 loss, parts = loss_module(batch)
                 scaler.scale(loss / cfg.grad_accum).backward()
-            if world > 1:
-                # log the loss of the global batch, not rank 0's shard: the mean over the ranks that had each task
-                sums = torch.tensor([[float(parts[t]), 1.0] if t in parts else [0.0, 0.0] for t in ("code", "plan")], device=device)
-                dist.all_reduce(sums)
-                parts = {t: sums[i, 0] / sums[i, 1] for i, t in enumerate(("code", "plan")) if sums[i, 1] > 0}
+            parts, done = global_batch(parts, batch_work(pairs, raw_model.config), world, device)
             for task, value in parts.items():
-                window[task].append(float(value))
-        scaler.unscale_(optimizer)
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(raw_model.parameters(), cfg.clip if cfg.clip > 0 else float("inf")))
-        scaler.step(optimizer)
-        scaler.update()
+                losses[task].append(value)
+            for k, v in done.items():
+                work[k] += v
+        # every rank decides alike: the losses are global-batch means, the gradient norm is of the averaged gradients
+        finite = all(math.isfinite(v) for values in losses.values() for v in values)
+        if finite:
+            scaler.unscale_(optimizer)
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(raw_model.parameters(), cfg.clip if cfg.clip > 0 else float("inf")))
+        # under fp16 an overflowing gradient is the GradScaler's to handle: it skips that step and lowers its scale
+        applied = finite and (math.isfinite(grad_norm) or scaler.is_enabled())
+        if applied:
+            scaler.step(optimizer)
+            scaler.update()
+            step += 1
+            in_a_row = 0
+            progress["code_examples_seen"] += int(work["code_examples"])
+            progress["plan_examples_seen"] += int(work["plan_examples"])
+            for task in TASKS:
+                window[task] += losses[task]
+        else:
+            # nothing is applied: the weights, the optimizer, the learning-rate schedule and the GradScaler stay as they were
+            progress["skipped_steps"] += 1
+            window["skipped"] += 1
+            in_a_row += 1
+            if is_main:
+                what = ("loss " + " ".join(f"{t} {sum(v) / len(v):.4g}" for t, v in losses.items() if v)) if not finite else f"gradient norm {grad_norm}"
+                log(f"step {step + 1}: non-finite {what}: skipped ({in_a_row} in a row, {progress['skipped_steps']} in the run)")
         optimizer.zero_grad(set_to_none=True)
-        step += 1
-        stop = interrupted["flag"]
+        progress["train_flops"] += work["flops"]
+        window["tokens"] += work["tokens"]
+        window["flops"] += work["flops"]
+        diverged = in_a_row >= cfg.max_nonfinite_steps
+        stop = interrupted["flag"] or diverged
         if world > 1:
             # all ranks stop after the same step, or one would wait forever in the next all-reduce
             flag = torch.tensor(float(stop), device=device)
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)
             stop = bool(flag)
 
-        if is_main and (step % cfg.log_interval == 0 or step == end):
-            elapsed = time.time() - window["time"]
-            rec = {"step": step, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": window["tokens"] / elapsed}
-            for task in ("code", "plan"):
-                if window[task]:
-                    rec[f"loss_{task}"] = sum(window[task]) / len(window[task])
-            rec["loss"] = (1 - cfg.lam) * rec.get("loss_code", 0.0) + cfg.lam * rec.get("loss_plan", 0.0)
-            peak = next((v for k, v in PEAK_FLOPS.items() if device.type == "cuda" and k in torch.cuda.get_device_name(device)), None)
-            if peak:
-                rec["mfu"] = 6 * n_params * rec["tokens_per_s"] / (world * peak)
-            steps_per_s = (step % cfg.log_interval or cfg.log_interval) / elapsed
-            rec["eta_s"] = (end - step) / steps_per_s
-            with open(metrics_path, "a") as f:
-                f.write(json.dumps(rec) + "\n")
-            log(f"step {step}/{cfg.steps} | L_code {rec.get('loss_code', float('nan')):.4f} L_plan {rec.get('loss_plan', float('nan')):.4f} "
-                f"total {rec['loss']:.4f} | lr {lr:.2e} | gnorm {grad_norm:.2f} | {rec['tokens_per_s'] / 1e3:.1f}k tok/s"
-                + (f" | MFU {rec['mfu']:.1%}" if "mfu" in rec else "") + f" | ETA {rec['eta_s'] / 60:.1f} min")
-            window = {"tokens": 0, "time": time.time(), "code": [], "plan": []}
-        if is_main and (step % cfg.eval_interval == 0 or step == cfg.steps):
+        if is_main and applied and (step % cfg.log_interval == 0 or step == end):
+            log_window(window, step, end, lr, grad_norm, cfg, device, world, metrics_path)
+            window = new_window()
+        if is_main and applied and (step % cfg.eval_interval == 0 or step == cfg.steps):
             vl = valid_losses(raw_model, tokenizer, valid_ex, cfg, device, autocast)
             with open(metrics_path, "a") as f:
                 f.write(json.dumps({"step": step, **vl}) + "\n")
             log(f"step {step} | " + " ".join(f"{k} {v:.4f}" for k, v in vl.items()))
             if vl.get("valid_code", float("inf")) < best:
                 best = vl["valid_code"]
-                save_checkpoint(run_dir / "best.pt", raw_model, optimizer, scaler, step, best, cfg, tokenizer_path(cfg, run_dir))
-        if is_main and cfg.save_every and step % cfg.save_every == 0:
-            save_checkpoint(run_dir / f"step-{step}.pt", raw_model, optimizer, scaler, step, best, cfg, tokenizer_path(cfg, run_dir))
-        if is_main and (step % cfg.save_interval == 0 or step == end or stop):
-            save_checkpoint(ckpt_path, raw_model, optimizer, scaler, step, best, cfg, tokenizer_path(cfg, run_dir))
-
+                progress["train_seconds"] = seconds_before + time.time() - loop_start
+                save_checkpoint(run_dir / "best.pt", raw_model, optimizer, scaler, step, best, cfg, tokenizer_path(cfg, run_dir), progress)
+        if is_main and applied and cfg.save_every and step % cfg.save_every == 0:
+            save_checkpoint(run_dir / f"step-{step}.pt", raw_model, optimizer, scaler, step, best, cfg, tokenizer_path(cfg, run_dir), progress)
+        # a run stopped on non-finite steps keeps its last good checkpoint: nothing after it is saved
+        if is_main and not diverged and (stop or applied and (step % cfg.save_interval == 0 or step == end)):
+            progress["train_seconds"] = seconds_before + time.time() - loop_start
+            save_checkpoint(ckpt_path, raw_model, optimizer, scaler, step, best, cfg, tokenizer_path(cfg, run_dir), progress)
+            last_saved = step
     batches.close()
-    summary = {"step": step, "best_valid_code": best if best < float("inf") else None, "truncated": trunc}   # JSON has no Infinity
-    if stop:
+    progress["train_seconds"] = seconds_before + time.time() - loop_start
+    signal.signal(signal.SIGINT, previous_handler)   # a caller in the same process gets Ctrl-C back
+    close_distributed()
+
+    summary = {"step": step, "best_valid_code": best if best < float("inf") else None, "truncated": trunc,   # JSON has no Infinity
+               "optimizer_steps": step, **progress, **provenance}
+    if diverged:
+        if is_main:
+            kept = f"the last good checkpoint is {ckpt_path} (step {last_saved})" if last_saved is not None else "no checkpoint was saved"
+            log(f"stopped: {in_a_row} steps in a row had a non-finite loss or gradient norm; {kept}. "
+                f"Try a lower --lr (this run: {cfg.lr:g}) or --amp off")
+        summary["stopped_nonfinite"] = True
+    elif stop:
         if is_main:
             log(f"interrupted: saved {ckpt_path} at step {step}; continue with --name {cfg.name} --resume")
         summary["interrupted"] = True
@@ -501,9 +684,6 @@ def train(cfg: TrainConfig) -> dict:
         if trunc:
             log(f"truncated examples: {trunc}")
         data.write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-    signal.signal(signal.SIGINT, previous_handler)   # a caller in the same process gets Ctrl-C back
-    if dist.is_initialized():
-        dist.destroy_process_group()
     return summary
 
 
@@ -511,9 +691,13 @@ def main(argv=None) -> None:
     cfg = parse_args(argv)
     try:
         summary = train(cfg)
-    except (data.DataError, teacher.TeacherError) as e:
+    except (data.DataError, teacher.TeacherError, model_lib.CheckpointError) as e:
         print(f"train.py: {e}", file=sys.stderr)
         sys.exit(2)
+    finally:
+        close_distributed(clean=False)   # after an error; a finished run has closed it already
+    if summary.get("stopped_nonfinite"):
+        sys.exit(3)
     if summary.get("interrupted"):
         sys.exit(130)
 
