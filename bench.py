@@ -278,7 +278,7 @@ def bench_loop(args: argparse.Namespace) -> None:
             "--batch-size", str(args.batch_size or (64 if cuda else 16)), "--steps", str(2 * steps),
             "--log-interval", str(steps), "--eval-interval", str(10 ** 9), "--save-interval", str(10 ** 9),
             "--eval-examples", "1", "--pass1-limit", "-1"] + (["--preset", args.preset] if args.preset else [])
-    cfg = train.parse_args(argv + (["--compile"] if args.compile else []))
+    cfg = train.resolve_defaults(train.parse_args(argv + (["--compile"] if args.compile else [])), device)
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     try:
         print(f"bench.py loop: train.py for {2 * steps} steps on {device} ...", file=sys.stderr)
@@ -297,7 +297,7 @@ def bench_loop(args: argparse.Namespace) -> None:
         tokens = batching.TokenCache(tokenizer, run / "tokenizer.model", texts)
         build_s = time.perf_counter() - start
 
-        preset = cfg.preset or ("small" if cuda else "tiny")
+        preset = cfg.preset
         config = model_lib.ModelConfig.preset(preset, vocab_size=tokenizer.vocab_size, dropout=cfg.dropout,
                                               pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id)
         net = model_lib.CodePlanModel(config, quiet=True).to(device).train()
