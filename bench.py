@@ -31,6 +31,8 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variants", default="",
                         help="also time model.py training with these changes, comma-separated or 'all': "
                              + ", ".join(TRAINING_VARIANTS))
+    parser.add_argument("--grad-checkpoint", action="store_true",
+                        help="activation checkpointing in both models (train.py --grad-checkpoint), for the large preset")
     parser.add_argument("--decoder-steps", default="auto",
                         help="model.generate decoder_step values to time sampling with, comma-separated "
                              "(auto, eager, static, cuda-graph; default auto)")
@@ -91,6 +93,9 @@ def bench_model(args: argparse.Namespace) -> None:
         hf = transformers.T5ForConditionalGeneration(hf_config).to(device)
         ours = model.CodePlanModel(config, quiet=True).to(device)
         model.load_hf_t5_state_dict(ours, hf.state_dict())
+        if args.grad_checkpoint:
+            ours.gradient_checkpointing(True)
+            hf.gradient_checkpointing_enable()
         return ours, hf
 
     def fresh_memory() -> None:

@@ -77,3 +77,15 @@ def test_sandbox_mode_on_a_slice_of_the_real_files(tmp_path, capsys):
     for row in rows:
         if row[0] == "HumanEval x1":
             assert row[2] == "2" and row[3] == "2"   # both canonical solutions pass
+
+
+def test_model_mode_with_activation_checkpointing_in_both_models(monkeypatch, capsys):
+    pytest.importorskip("transformers")
+    monkeypatch.setitem(model.PRESETS, "tiny", MICRO)
+    bench.main(["model", "--presets", "tiny", "--device", "cpu", "--vocab", "64", "--batch", "2",
+                "--source-len", "8", "--target-len", "6", "--steps", "1", "--sample-batches", "2",
+                "--new-tokens", "4", "--sample-source-len", "6", "--grad-checkpoint"])
+    rows = table_rows(capsys.readouterr().out)[1:]
+    training = [row for row in rows if row[1].startswith("training tokens/s")]
+    assert len(training) == 1 and float(training[0][2].replace(",", "")) > 0
+    assert ["tiny", "fp32 greedy rows identical to HF", "4", "of 4", ""] in rows
