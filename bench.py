@@ -95,7 +95,8 @@ def bench_model(args: argparse.Namespace) -> None:
         model.load_hf_t5_state_dict(ours, hf.state_dict())
         if args.grad_checkpoint:
             ours.gradient_checkpointing(True)
-            hf.gradient_checkpointing_enable()
+            # transformers 5 renamed the switch; older releases only have the first name
+            getattr(hf, "activation_checkpointing_enable", hf.gradient_checkpointing_enable)()
         return ours, hf
 
     def fresh_memory() -> None:
