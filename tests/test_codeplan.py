@@ -284,3 +284,29 @@ def test_pass_at_k_estimator():
     assert codeplan.pass_at_k(4, 3, 2) == 1.0
     with pytest.raises(ValueError):
         codeplan.pass_at_k(3, 1, 4)
+
+
+class ByteTokenizer(CharTokenizer):
+    """CharTokenizer that also decodes, for generation with tiny_model (vocabulary 256)."""
+
+    def decode(self, ids) -> str:
+        return decode(ids)
+
+
+def test_plan_sample_one_ranks_exactly_like_the_batched_executor():
+    """The same seeded stream: plan_sample_one(problem, seed) draws what plan_sample draws for the batch
+    (0, [problem]) with that seed, sampled plans and sampled programs alike, and ranks it the same."""
+    import sandbox
+    net, tokenizer = tiny_model(3), ByteTokenizer()
+    problem = call_problem()
+    settings = dict(n=3, samples_per_plan=2, temperature=1.0, top_p=1.0, max_new_tokens=6, max_source=64)
+    with sandbox.Pool(workers=1, timeout=10.0) as pool:
+        one = codeplan.plan_sample_one(net, tokenizer, problem, pool, seed=7, **settings)
+        ((_, batched),) = list(codeplan.plan_sample(net, tokenizer, [(0, [problem])], pool, seed=7, **settings))
+        other_seed = codeplan.plan_sample_one(net, tokenizer, problem, pool, seed=8, **settings)
+    assert len(batched) == 6 and len({c.code for c in batched}) > 1 and len({c.plan for c in batched}) > 1
+    assert all(c.status and c.public is not None for c in batched)    # every program was run
+    def seen(c: Candidate) -> tuple:      # all but the time the tests took
+        return c.code, c.plan, c.plan_id, c.logprob, c.tokens, c.public, c.passed, c.status, c.tests
+    assert [seen(c) for c in one] == [seen(c) for c in codeplan.rank_candidates(batched)]
+    assert [c.code for c in other_seed] != [c.code for c in one]      # the seed matters, so the match is no accident
