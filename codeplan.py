@@ -8,8 +8,9 @@ plans, writes code for each, runs the problem's public tests and keeps the best 
 the final answer is scored on hidden tests with pass@k.
 
 This file holds the parts that are the method itself: the two task formats, the multi-task
-loss, plan sampling, and the pass@k estimator. The model, the data and the sandbox live in
-model.py, data.py and sandbox.py.
+loss, plan sampling (plan_sample_one for one problem, step by step as the paper tells it, and
+plan_sample, the same batched and streamed, which sample.py runs), the pass@k report and
+estimator. The model, the data and the sandbox live in model.py, data.py and sandbox.py.
 """
 from __future__ import annotations
 

@@ -1042,7 +1042,7 @@ def score(data_spec: str, samples_path: Path, ks: list[int], timeout: float, wor
           tests: str = "hidden", allow_weak_isolation: bool | None = None, comparison: str | None = None) -> Path:
     """Run every sample of a samples file (any format `read_samples` reads), write the results file
     next to it (`<stem>_results.jsonl`) and print pass@k with APPS's test case average and strict
-    accuracy, per difficulty, and the programs' status breakdown."""
+    accuracy, in sample.py's rows (all, each difficulty, each tier), and the programs' status breakdown."""
     import data
     from codeplan import pass_at_k_report, report_groups
     problem_list = data.load_problems(data_spec)
