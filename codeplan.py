@@ -8,8 +8,9 @@ plans, writes code for each, runs the problem's public tests and keeps the best 
 the final answer is scored on hidden tests with pass@k.
 
 This file holds the parts that are the method itself: the two task formats, the multi-task
-loss, plan sampling, and the pass@k estimator. The model, the data and the sandbox live in
-model.py, data.py and sandbox.py.
+loss, plan sampling (plan_sample_one for one problem, step by step as the paper tells it, and
+plan_sample, the same batched and streamed, which sample.py runs), the pass@k report and
+estimator. The model, the data and the sandbox live in model.py, data.py and sandbox.py.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 
 import teacher
-from data import Problem, collate, truncate
+from data import Problem, truncate
 
 # ----------------------------------------------------------------------------- task formats
 # The encoder sees the task marker first, so one trunk can serve both tasks. The code task is
@@ -180,6 +181,16 @@ def code_prefix(problem: Problem) -> str:
     return problem.starter_code if problem.source == "humaneval" else ""
 
 
+def pad_right(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Id lists -> (ids [rows, longest] padded on the right with pad_id, mask: 1 where a row has a token)."""
+    ids = torch.full((len(rows), max(map(len, rows))), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for r, row in enumerate(rows):
+        ids[r, :len(row)] = torch.tensor(row, dtype=torch.long)
+        mask[r, :len(row)] = 1
+    return ids, mask
+
+
 @torch.no_grad()
 def generate_texts(model, tokenizer, sources: list[str], head: str, n: int = 1, temperature: float = 0.0,
                    top_p: float = 1.0, max_new_tokens: int = 256, max_source: int = 512,
@@ -191,21 +202,14 @@ def generate_texts(model, tokenizer, sources: list[str], head: str, n: int = 1, 
     results: list[list[tuple[str, float, int]]] = []
     per_batch = max(1, batch_size // max(1, n))
     for i in range(0, len(sources), per_batch):
-        ids = [encode_source(tokenizer, s, max_source)[0] for s in sources[i:i + per_batch]]
-        # collate wants targets; a one-token dummy target is dropped right away
-        enc = collate([(s, [tokenizer.eos_id]) for s in ids], tokenizer.pad_id)
+        input_ids, attention_mask = pad_right([encode_source(tokenizer, s, max_source)[0]
+                                               for s in sources[i:i + per_batch]], tokenizer.pad_id)
         starts = (prefixes or [""] * len(sources))[i:i + per_batch]
-        prefix = None
-        if any(starts):
-            forced = [tokenizer.encode(p) for p in starts]
-            prefix = torch.full((len(forced), max(map(len, forced))), tokenizer.pad_id, dtype=torch.long)
-            for r, row in enumerate(forced):
-                prefix[r, :len(row)] = torch.tensor(row, dtype=torch.long)
-            prefix = prefix.to(device)
-        tokens, logprobs = model.generate(enc["input_ids"].to(device), enc["attention_mask"].to(device), head=head,
+        prefix = pad_right([tokenizer.encode(p) for p in starts], tokenizer.pad_id)[0].to(device) if any(starts) else None
+        tokens, logprobs = model.generate(input_ids.to(device), attention_mask.to(device), head=head,
                                           max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                                           num_return_sequences=n, generator=generator, prefix=prefix)
-        for b in range(len(ids)):
+        for b in range(len(starts)):
             rows = range(b * n, (b + 1) * n)
             # the log-probability counts the EOS token too, unless the text was cut at max_new_tokens
             results.append([(starts[b] + tokenizer.decode(tokens[r]), float(logprobs[r]),
@@ -258,6 +262,44 @@ def rank_candidates(candidates: list[Candidate], by: str = "logprob") -> list[Ca
         distinct.setdefault(program_key(c.code), c)
     return list(distinct.values())
 
+
+def random_stream(device: torch.device, seed: int, key: int = 0) -> torch.Generator:
+    """The random stream that decodes batch `key` of a run with `seed`."""
+    return torch.Generator(device=device).manual_seed(seed * 1_000_003 + key)
+
+
+def plan_sample_one(model, tokenizer, problem: Problem, pool, n: int = 16, samples_per_plan: int = 1,
+                    temperature: float = 0.6, top_p: float = 0.95, max_new_tokens: int = 256, max_source: int = 512,
+                    rank_by: str = "logprob", seed: int = 0, batch_size: int = 64) -> list[Candidate]:
+    """Plan sampling for one problem, as the paper describes it: the distinct programs, best first.
+
+    This is the method; `plan_sample` below is the same method batched over problems, streamed and
+    resumable (what sample.py runs). For the batch (0, [problem]) and the same settings both draw the
+    same plans and programs from the same random stream, and so rank alike. `pool` is a sandbox.Pool.
+    Left to plan_sample: code without a plan (n = 0), given plans and greedy plans."""
+    generator = random_stream(next(model.parameters()).device, seed)
+    # 1. N plans from the plan head
+    plans = generate_texts(model, tokenizer, [plan_source(problem)], "plan", n=n, temperature=temperature,
+                           top_p=top_p, max_new_tokens=max_new_tokens, max_source=max_source,
+                           batch_size=batch_size, generator=generator)[0]
+    # 2. M programs per plan from the code head, which reads the problem and the plan; one program per
+    #    plan is decoded greedily, so that the plans alone make the candidates differ
+    programs = generate_texts(model, tokenizer, [code_source(problem, plan) for plan, _, _ in plans], "code",
+                              n=samples_per_plan, temperature=0.0 if samples_per_plan == 1 else temperature,
+                              top_p=top_p, max_new_tokens=max_new_tokens, max_source=max_source,
+                              batch_size=batch_size, generator=generator, prefixes=[code_prefix(problem)] * len(plans))
+    candidates = [Candidate(code=code, logprob=plan_lp + code_lp, plan=plan, plan_id=plan_id,
+                            tokens=plan_tokens + code_tokens)
+                  for plan_id, ((plan, plan_lp, plan_tokens), outs) in enumerate(zip(plans, programs))
+                  for code, code_lp, code_tokens in outs]
+    # 3. every program runs the public tests (and the hidden ones, which only score it)
+    record_tests(candidates, submit_tests(pool, problem, candidates))
+    # 4. ranked by public-test pass rate, then by the model's log-probability
+    return rank_candidates(candidates, rank_by)
+
+
+# The batched executor: the same steps for many problems at once, each batch with its own random
+# stream, tests running in the sandbox while the next batch decodes.
 
 def generate_candidates(model, tokenizer, problems: list[Problem], n: int, samples_per_plan: int, greedy_plan: bool,
                         given_plans: dict[str, list[str]] | None, temperature: float, top_p: float,
@@ -324,7 +366,7 @@ def plan_sample(model, tokenizer, batches: list[tuple[int, list[Problem]]], pool
     running: list[tuple[Problem, list[Candidate], list]] = []
     for key, problems in batches:
         t0 = time.time()
-        generator = torch.Generator(device=device).manual_seed(seed * 1_000_003 + key)
+        generator = random_stream(device, seed, key)
         candidates = generate_candidates(model, tokenizer, problems, n, samples_per_plan, greedy_plan, given_plans,
                                          temperature, top_p, max_new_tokens, max_source, batch_size, generator)
         timing["generate_s"] += time.time() - t0
@@ -375,26 +417,33 @@ def report_groups(problems: list[Problem]) -> dict[str, list[int]]:
 
 
 def pass_at_k_report(problems: list[Problem], candidates: list[list[Candidate]], ks: list[int],
-                     rank_by: str = "logprob") -> dict[str, dict[str, float]]:
+                     rank_by: str | None = "logprob") -> dict[str, dict[str, float]]:
     """{row: {"problems", "samples", "duplicates", "n@S" for n in ks, "pass@k" for k in ks}} for the
     rows of report_groups. candidates[i] holds every sample of problems[i], copies included: the
     n@S ranking counts identical programs once (rank_candidates), pass@k counts every sample.
-    Every problem must have the same number S of samples; ks above S are left out."""
+    Every problem must have the same number S of samples; ks above S are left out.
+
+    rank_by=None is for samples without a ranking (sandbox.py scores any samples file): rows hold
+    only "problems", "samples" (the fewest of any problem) and pass@k, each problem estimated from its
+    own samples, which need then only have .passed (a sandbox.Verdict will do), and may differ in number."""
     if len(problems) != len(candidates):
         raise ValueError(f"pass_at_k_report: {len(problems)} problems but {len(candidates)} candidate lists")
     sizes = {len(c) for c in candidates}
-    if len(sizes) > 1 or 0 in sizes:
+    if 0 in sizes or (rank_by is not None and len(sizes) > 1):
         raise ValueError(f"pass_at_k_report: every problem needs the same number of samples (> 0), got {sorted(sizes)}")
-    samples = sizes.pop() if sizes else 0
-    ranked = [rank_candidates(c, rank_by) for c in candidates]
+    samples = min(sizes) if sizes else 0
+    ranked = [rank_candidates(c, rank_by) for c in candidates] if rank_by is not None else None
     shown = [k for k in ks if k <= samples]
     report = {}
     for name, idx in report_groups(problems).items():
-        row = {"problems": len(idx), "samples": samples, "duplicates": sum(len(candidates[i]) - len(ranked[i]) for i in idx)}
+        row = {"problems": len(idx), "samples": samples}
+        if ranked is not None:
+            row["duplicates"] = sum(len(candidates[i]) - len(ranked[i]) for i in idx)
+            for k in shown:
+                row[f"{k}@{samples}"] = sum(any(c.passed for c in ranked[i][:k]) for i in idx) / len(idx)
         for k in shown:
-            row[f"{k}@{samples}"] = sum(any(c.passed for c in ranked[i][:k]) for i in idx) / len(idx)
-        for k in shown:
-            row[f"pass@{k}"] = sum(pass_at_k(samples, sum(c.passed for c in candidates[i]), k) for i in idx) / len(idx)
+            row[f"pass@{k}"] = sum(pass_at_k(len(candidates[i]), sum(c.passed for c in candidates[i]), k)
+                                   for i in idx) / len(idx)
         report[name] = row
     return report
 

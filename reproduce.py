@@ -59,7 +59,6 @@ import train
 
 HERE = Path(__file__).resolve().parent
 PYTHON = [sys.executable]   # the interpreter (and wrapper, in tests) that runs train.py and sample.py
-DIFFICULTIES = ("introductory", "interview", "competition")
 TIERS = ("seen-chain", "new-chain", "held-pair")
 PLAN_IN_CODE = train.TrainConfig().plan_in_code
 
@@ -527,9 +526,9 @@ def collect(tasks: list[Task], saved: dict[str, dict]) -> list[Record]:
 
 
 def groups_of(meta: dict[str, dict]) -> dict[str, set[str]]:
-    """Problem ids of: all, each tier (in TIERS order), each difficulty (in DIFFICULTIES order, then others)."""
+    """Problem ids of: all, each tier (in TIERS order), each difficulty (in codeplan.DIFFICULTIES order, then others)."""
     groups = {"all": set(meta)}
-    for key, order in (("tier", TIERS), ("difficulty", DIFFICULTIES)):
+    for key, order in (("tier", TIERS), ("difficulty", codeplan.DIFFICULTIES)):
         values = {m[key] for m in meta.values() if m[key]}
         for v in sorted(values, key=lambda v: (order.index(v) if v in order else len(order), v)):
             groups[v] = {pid for pid, m in meta.items() if m[key] == v}

@@ -1042,9 +1042,9 @@ def score(data_spec: str, samples_path: Path, ks: list[int], timeout: float, wor
           tests: str = "hidden", allow_weak_isolation: bool | None = None, comparison: str | None = None) -> Path:
     """Run every sample of a samples file (any format `read_samples` reads), write the results file
     next to it (`<stem>_results.jsonl`) and print pass@k with APPS's test case average and strict
-    accuracy, per difficulty, and the programs' status breakdown."""
+    accuracy, in sample.py's rows (all, each difficulty, each tier), and the programs' status breakdown."""
     import data
-    from codeplan import pass_at_k
+    from codeplan import pass_at_k_report, report_groups
     problem_list = data.load_problems(data_spec)
     problems = {p.id: p for p in problem_list}
     samples = read_samples(samples_path, problem_list)
@@ -1065,18 +1065,17 @@ def score(data_spec: str, samples_path: Path, ks: list[int], timeout: float, wor
     if missing:
         print(f"{len(missing)} of {len(problems)} problems have no samples and are left out "
               f"(e.g. {', '.join(missing[:5])})")
-    n_min = min(len(vs) for vs in by_problem.values())
-    groups: dict[str, list[str]] = {"all": list(by_problem)}
-    for tid in by_problem:
-        groups.setdefault(problems[tid].difficulty, []).append(tid)
+    # the one pass@k aggregation of the project, with sample.py's rows; a samples file has no ranking
+    scored = [problems[t] for t in by_problem]
+    report = pass_at_k_report(scored, [by_problem[p.id] for p in scored], ks, rank_by=None)
+    n_min = report["all"]["samples"]
     shown = [k for k in ks if k <= n_min]
     print(f"{'subset':<14} {'problems':>8} " + " ".join(f"{'pass@' + str(k):>9}" for k in shown)
           + f" {'test-avg':>9} {'strict':>9}")
-    for name, ids in groups.items():
-        row = [100 * sum(pass_at_k(len(by_problem[t]), sum(v.passed for v in by_problem[t]), k) for t in ids) / len(ids)
-               for k in shown]
-        row += [100 * x for x in apps_accuracy({t: [v.tests for v in by_problem[t]] for t in ids})]
-        print(f"{name:<14} {len(ids):>8} " + " ".join(f"{x:>8.2f}%" for x in row))
+    for name, idx in report_groups(scored).items():
+        row = [100 * report[name][f"pass@{k}"] for k in shown]
+        row += [100 * x for x in apps_accuracy({scored[i].id: [v.tests for v in by_problem[scored[i].id]] for i in idx})]
+        print(f"{name:<14} {len(idx):>8} " + " ".join(f"{x:>8.2f}%" for x in row))
     if len(shown) < len(ks):
         print(f"(k above {n_min}, the fewest samples of any problem, not reported)")
     print("test-avg, strict: APPS's test case average and strict accuracy (judge.apps_accuracy)")

@@ -2,9 +2,8 @@
 
 CodePLAN distils plans that a large "teacher" model writes after reading a ground-truth
 solution ("backward reasoning"). This script sends one chat-completions request per
-(problem, solution) to any OpenAI-compatible server over raw HTTP (`requests`, no vendor SDK),
-cleans the answers into numbered steps and appends them to a JSON-lines plans file that
-survives crashes: every record is one write(), flushed and fsynced, and a rerun skips what is
+(problem, solution) to any OpenAI-compatible server (llm_client.py), cleans the answers into
+numbered steps and appends them to a JSON-lines plans file that survives crashes: every record is one write(), flushed and fsynced, and a rerun skips what is
 already done. `python teacher.py --data synthetic` needs no server: it writes the synthetic
 benchmark's reference plans in the same format, so train.py reads plans one way.
 
@@ -16,8 +15,7 @@ read_plans(path, problems) refuses a file whose plans were made for other proble
 records are done; "failed" ones (network gave up, empty or unparseable answer) are retried on
 the next run and kept in the file as history. Only "ok" plans are ever read for training.
 
-The API key comes from CODEPLAN_API_KEY, else OPENAI_API_KEY; it is sent in the Authorization
-header and nowhere else (server messages that echo it are redacted).
+The API key comes from CODEPLAN_API_KEY, else OPENAI_API_KEY (see llm_client.py).
 """
 from __future__ import annotations
 
@@ -26,40 +24,25 @@ import ast
 import hashlib
 import json
 import os
-import random
 import re
 import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
-from email.utils import parsedate_to_datetime
-
-import requests
+from pathlib import Path
 
 import data
 from data import Problem
+from llm_client import DEFAULT_BASE_URL, AuthError, ChatClient, RequestFailed, api_key_from_env
 
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "gpt-3.5-turbo"   # the authors' teacher, at temperature 0.2
 TEACHER_MODES = ("backward", "code-only", "forward")
 REFERENCE = "reference"           # model and mode of plans copied from Problem.reference_plan
 
 
 class TeacherError(Exception):
-    """Expected failure (bad input, bad configuration, rejected key): printed without a traceback."""
-
-
-class AuthError(TeacherError):
-    """The server rejected the API key (401): every later request would fail too, so the run stops."""
-
-
-class RequestFailed(Exception):
-    """One request failed for good (non-retryable status, or retries exhausted)."""
-
-    def __init__(self, reason: str, attempts: int):
-        super().__init__(reason)
-        self.reason, self.attempts = reason, attempts
+    """Expected failure (bad input, bad configuration): printed without a traceback."""
 
 # ----------------------------------------------------------------------------- prompts (all of them)
 
@@ -244,7 +227,7 @@ def normalise_reference(plan: str) -> str:
     steps, _ = split_steps(plan)
     return format_steps([" ".join(step) for step in steps if step])
 
-# ----------------------------------------------------------------------------- HTTP client
+# ----------------------------------------------------------------------------- settings
 
 
 @dataclass
@@ -262,113 +245,6 @@ class TeacherConfig:
     backoff_base: float = 1.0        # seconds before the 2nd attempt; doubles each retry, with jitter
     backoff_max: float = 60.0        # no single sleep is longer, Retry-After included
 
-
-@dataclass
-class Completion:
-    text: str
-    finish_reason: str | None
-    usage: dict
-    attempts: int
-
-
-class BadResponse(Exception):
-    """A 200 answer that is not a chat completion (truncated JSON, no choices): retried."""
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Retry-After is either seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-
-
-RETRYABLE_STATUS = {408, 409, 425, 429}  # plus every 5xx
-TRANSIENT_ERRORS = (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError)
-
-
-class ChatClient:
-    """POST {base_url}/chat/completions with retries. Thread-safe: one Session per thread."""
-
-    def __init__(self, config: TeacherConfig, api_key: str | None, sleep=time.sleep):
-        self.config, self._key, self._sleep = config, api_key, sleep
-        self.url = config.base_url.rstrip("/") + "/chat/completions"
-        self._local = threading.local()
-
-    def _session(self) -> requests.Session:
-        if not hasattr(self._local, "session"):
-            self._local.session = requests.Session()
-        return self._local.session
-
-    def _redact(self, text: str) -> str:
-        return text.replace(self._key, "<redacted>") if self._key else text
-
-    def _server_message(self, response: requests.Response) -> str:
-        try:
-            body = response.json()
-            error = body.get("error", body) if isinstance(body, dict) else body
-            message = error.get("message", error) if isinstance(error, dict) else error
-        except ValueError:
-            message = response.text
-        return self._redact(str(message).strip()[:300])
-
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        c = self.config
-        backoff = min(c.backoff_max, c.backoff_base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
-        return min(c.backoff_max, max(backoff, retry_after or 0.0))
-
-    def complete(self, messages: list[dict]) -> Completion:
-        c = self.config
-        payload = {"model": c.model, "messages": messages, "temperature": c.temperature,
-                   "max_tokens": c.max_tokens}
-        headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
-        attempt = 0
-        while True:
-            attempt += 1
-            retry_after = None
-            try:
-                response = self._session().post(self.url, json=payload, headers=headers,
-                                                 timeout=(c.connect_timeout, c.read_timeout))
-            except TRANSIENT_ERRORS as e:
-                problem = f"{type(e).__name__}: {self._redact(str(e))[:200]}"
-            else:
-                status = response.status_code
-                if status == 200:
-                    try:
-                        return self._parse(response, attempt)
-                    except BadResponse as e:
-                        problem = str(e)
-                elif status == 401:
-                    raise AuthError(f"{self.url} rejected the API key (HTTP 401: {self._server_message(response)});"
-                                    " set CODEPLAN_API_KEY or OPENAI_API_KEY")
-                elif status in RETRYABLE_STATUS or status >= 500:
-                    problem = f"HTTP {status}: {self._server_message(response)}"
-                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                else:
-                    raise RequestFailed(f"HTTP {status}: {self._server_message(response)}", attempt)
-            if attempt >= c.max_attempts:
-                raise RequestFailed(f"gave up after {attempt} attempts; last: {problem}", attempt)
-            self._sleep(self.delay(attempt, retry_after))
-
-    def _parse(self, response: requests.Response, attempts: int) -> Completion:
-        try:
-            body = response.json()
-        except ValueError:
-            raise BadResponse("malformed JSON in response") from None
-        choices = body.get("choices") if isinstance(body, dict) else None
-        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            raise BadResponse("response has no choices")
-        message = choices[0].get("message") or {}
-        text = message.get("content") if isinstance(message, dict) else None
-        usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
-        usage = {k: int(usage.get(k) or 0) for k in ("prompt_tokens", "completion_tokens")}
-        return Completion(text if isinstance(text, str) else "", choices[0].get("finish_reason"), usage, attempts)
 
 # ----------------------------------------------------------------------------- plans file
 
@@ -527,13 +403,7 @@ def write_reference_plans(problems: list[Problem], path: str, split: str | None 
                                  "plan": normalise_reference(problem.reference_plan),
                                  "mode": REFERENCE, "model": REFERENCE, "prompt_version": None,
                                  "solution_index": None, "status": "ok", "reason": "", "usage": {}}))
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(b"".join(lines))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    data.write_atomic(Path(path), b"".join(lines))
     return len(lines)
 
 # ----------------------------------------------------------------------------- the run
@@ -703,14 +573,6 @@ def dry_run_report(problems: list[Problem], path: str, config: TeacherConfig) ->
 # ----------------------------------------------------------------------------- command line
 
 
-def api_key_from_env() -> tuple[str | None, str | None]:
-    """(key, name of the variable it came from)."""
-    for name in ("CODEPLAN_API_KEY", "OPENAI_API_KEY"):
-        if os.environ.get(name):
-            return os.environ[name], name
-    return None, None
-
-
 def read_problems_file(path: str) -> list[Problem]:
     problems = []
     try:
@@ -729,12 +591,7 @@ def read_problems_file(path: str) -> list[Problem]:
 def write_config(path: str, config: dict) -> str:
     """The resolved settings next to the plans file (never the key: only which variable held it)."""
     config_path = os.path.splitext(path)[0] + ".config.json"
-    os.makedirs(os.path.dirname(os.path.abspath(config_path)), exist_ok=True)
-    tmp = f"{config_path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(config, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, config_path)
+    data.write_atomic(Path(config_path), json.dumps(config, indent=2) + "\n")
     return config_path
 
 
@@ -813,7 +670,7 @@ def run(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     try:
         run(parse_args(argv))
-    except (TeacherError, data.DataError) as e:
+    except (TeacherError, AuthError, data.DataError) as e:
         print(f"teacher: error: {e}", file=sys.stderr)
         sys.exit(2)
 

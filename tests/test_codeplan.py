@@ -1,4 +1,4 @@
-"""codeplan.py: task formats, example building, batch encoding, the multi-task loss, ranking and pass@k."""
+"""codeplan.py: task formats, example building, batch encoding, the multi-task loss, ranking, plan sampling and pass@k."""
 import math
 import random
 import sys
@@ -229,6 +229,49 @@ def test_rank_by_mean_logprob_does_not_favour_short_programs():
     assert [c.code for c in codeplan.rank_candidates([short, long], by="mean-logprob")] == ["long", "short"]
 
 
+class ByteTokenizer(CharTokenizer):
+    """CharTokenizer that also decodes, for generation with tiny_model (vocabulary 256)."""
+
+    def decode(self, ids) -> str:
+        return decode(ids)
+
+
+def test_plan_sample_one_ranks_exactly_like_the_batched_executor():
+    """The same seeded stream: plan_sample_one(problem, seed) draws what plan_sample draws for the batch
+    (0, [problem]) with that seed, sampled plans and sampled programs alike, and ranks it the same."""
+    import sandbox
+    net, tokenizer = tiny_model(3), ByteTokenizer()
+    problem = call_problem()
+    settings = dict(n=3, samples_per_plan=2, temperature=1.0, top_p=1.0, max_new_tokens=6, max_source=64)
+    with sandbox.Pool(workers=1, timeout=10.0) as pool:
+        one = codeplan.plan_sample_one(net, tokenizer, problem, pool, seed=7, **settings)
+        ((_, batched),) = list(codeplan.plan_sample(net, tokenizer, [(0, [problem])], pool, seed=7, **settings))
+        other_seed = codeplan.plan_sample_one(net, tokenizer, problem, pool, seed=8, **settings)
+    assert len(batched) == 6 and len({c.code for c in batched}) > 1 and len({c.plan for c in batched}) > 1
+    assert all(c.status and c.public is not None for c in batched)    # every program was run
+    def seen(c: Candidate) -> tuple:      # all but the time the tests took
+        return c.code, c.plan, c.plan_id, c.logprob, c.tokens, c.public, c.passed, c.status, c.tests
+    assert [seen(c) for c in one] == [seen(c) for c in codeplan.rank_candidates(batched)]
+    assert [c.code for c in other_seed] != [c.code for c in one]      # the seed matters, so the match is no accident
+
+
+def test_plan_sample_one_ranks_by_public_tests_before_the_model(monkeypatch):
+    """The model prefers plan B, whose program fails the public test; plan A's passes it and comes first."""
+    programs = {"PLAN A": "def f(x):\n    return 2\n", "PLAN B": "def f(x):\n    return x\n"}
+
+    def fake(model, tokenizer, sources, head, n=1, **_):
+        if head == "plan":
+            return [[("PLAN A", -3.0, 2), ("PLAN B", -0.1, 2)] for _ in sources]
+        return [[(programs["PLAN A" if "PLAN A" in src else "PLAN B"], -1.0, 5)] * n for src in sources]
+    monkeypatch.setattr(codeplan, "generate_texts", fake)
+    import sandbox
+    with sandbox.Pool(workers=1, timeout=10.0) as pool:
+        ranked = codeplan.plan_sample_one(torch.nn.Linear(1, 1), None, call_problem(), pool, n=2)
+    assert [(c.plan, c.plan_id, c.public, c.status) for c in ranked] == [("PLAN A", 0, 1.0, "wrong_answer"),
+                                                                         ("PLAN B", 1, 0.0, "wrong_answer")]
+    assert [c.logprob for c in ranked] == [-4.0, -1.1]
+
+
 def problems_for(*specs) -> list[Problem]:
     return [Problem(id=str(i), question="q", difficulty=d, tier=t) for i, (d, t) in enumerate(specs)]
 
@@ -277,6 +320,21 @@ def test_report_rows_come_in_a_fixed_order_with_tiers_last():
         codeplan.pass_at_k_report(problems[:2], [[Candidate("x", 0.0)], [Candidate("x", 0.0)] * 2], [1])
 
 
+def test_ranking_free_report_is_pass_at_k_alone_with_each_problems_own_samples():
+    """sandbox.py's report: samples without a ranking, any number per problem, anything with .passed."""
+    class Verdict:
+        def __init__(self, passed):
+            self.passed = passed
+    samples = [[Verdict(True), Verdict(False)], [Verdict(False), Verdict(True), Verdict(True), Verdict(False)]]
+    rep = codeplan.pass_at_k_report(problems_for(("interview", ""), ("competition", "")), samples, [1, 2, 3], rank_by=None)
+    assert list(rep) == ["all", "interview", "competition"]
+    assert rep["all"] == {"problems": 2, "samples": 2, "pass@1": pytest.approx(0.5),
+                          "pass@2": pytest.approx((1 + codeplan.pass_at_k(4, 2, 2)) / 2)}
+    assert rep["competition"]["pass@2"] == pytest.approx(5 / 6)     # 1 - C(2,2)/C(4,2): its own 4 samples
+    with pytest.raises(ValueError):
+        codeplan.pass_at_k_report(problems_for(("interview", "")), [[]], [1], rank_by=None)
+
+
 def test_pass_at_k_estimator():
     assert codeplan.pass_at_k(10, 0, 1) == 0.0
     assert codeplan.pass_at_k(10, 3, 1) == pytest.approx(0.3)
@@ -284,3 +342,4 @@ def test_pass_at_k_estimator():
     assert codeplan.pass_at_k(4, 3, 2) == 1.0
     with pytest.raises(ValueError):
         codeplan.pass_at_k(3, 1, 4)
+

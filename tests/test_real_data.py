@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import data  # noqa: E402
+import llm_client  # noqa: E402
 import model  # noqa: E402
 import pretrained  # noqa: E402
 import sample  # noqa: E402
@@ -64,7 +65,7 @@ def test_teacher_train_sample_and_sandbox_on_real_apps(apps_spec, tmp_path, caps
     plans_path = tmp_path / "plans.jsonl"
     with AnyStatementTeacher() as server:
         config = fast_config(server.url)
-        summary = teacher.run_teacher(problems, str(plans_path), config, teacher.ChatClient(config, SECRET))
+        summary = teacher.run_teacher(problems, str(plans_path), config, llm_client.ChatClient(config, SECRET))
     assert summary.ok == 5
     plans = teacher.read_plans(str(plans_path))
     for p in problems:

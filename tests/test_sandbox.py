@@ -571,6 +571,27 @@ def test_cli_scores_samples(tmp_path):
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "999" in out.stderr and "Traceback" not in out.stderr
 
+def test_score_reports_the_rows_of_sample_py(tmp_path, capsys):
+    """sandbox.score aggregates with codeplan.pass_at_k_report: the same rows, in the same order, as sample.py."""
+    import codeplan
+    echo = dict(public_tests=[Test("stdio", "1\n", "1\n")], hidden_tests=[Test("stdio", "2\n", "2\n")])
+    problems = [Problem(id="a", question="echo", difficulty="competition", tier="new-chain", **echo),
+                Problem(id="b", question="echo", difficulty="introductory", tier="seen-chain", **echo),
+                Problem(id="c", question="echo", difficulty="introductory", tier="new-chain", **echo)]
+    (tmp_path / "problems.jsonl").write_text("".join(json.dumps({"split": "test", **p.to_dict()}) + "\n" for p in problems))
+    samples = tmp_path / "samples.jsonl"
+    right, wrong = "print(input())\n", "print(0)\n"
+    samples.write_text("".join(json.dumps({"task_id": t, "code": c}) + "\n" for t, c in
+                               [("a", right), ("a", wrong), ("b", wrong), ("b", wrong), ("c", right), ("c", right)]))
+    sandbox.score(f"synthetic:{tmp_path / 'problems.jsonl'}", samples, [1, 2], timeout=2.0, workers=1)
+    table = {line.split()[0] if not line.startswith("tier") else " ".join(line.split()[:2]): line.split()[-5:-2]
+             for line in capsys.readouterr().out.splitlines() if line.endswith("%")}
+    expected = codeplan.report_groups(problems)
+    assert list(table) == list(expected) == ["all", "introductory", "competition", "tier new-chain", "tier seen-chain"]
+    assert table["all"] == ["3", "50.00%", "66.67%"]          # pass@1 = (1/2 + 0 + 1)/3, pass@2 = (1 + 0 + 1)/3
+    assert table["tier new-chain"] == ["2", "75.00%", "100.00%"] and table["introductory"] == ["2", "50.00%", "50.00%"]
+
+
 # ----------------------------------------------------------------------------- real benchmark data
 
 # MBPP ground truths that do not pass their own tests under this sandbox, with the reason. Empty: all 974 pass.

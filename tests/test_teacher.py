@@ -1,4 +1,4 @@
-"""teacher.py against a real chat-completions server on 127.0.0.1 with injected faults.
+"""teacher.py and its HTTP client llm_client.py against a real chat-completions server on 127.0.0.1 with injected faults.
 
 The server picks its behaviour from a marker "[[name]]" in the problem statement: each name has
 a script of behaviours consumed one per request (the last one repeats).
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+import llm_client
 import teacher
 from data import Problem
 
@@ -175,9 +176,9 @@ def test_code_in_answers_is_removed_or_rejected():
 
 
 def test_retry_after_seconds_and_http_date():
-    assert teacher.parse_retry_after("2.5") == 2.5
-    assert 0 < teacher.parse_retry_after(time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 30))) <= 30
-    assert teacher.parse_retry_after("soon") is None and teacher.parse_retry_after(None) is None
+    assert llm_client.parse_retry_after("2.5") == 2.5
+    assert 0 < llm_client.parse_retry_after(time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 30))) <= 30
+    assert llm_client.parse_retry_after("soon") is None and llm_client.parse_retry_after(None) is None
 
 # ----------------------------------------------------------------------------- faults
 
@@ -191,7 +192,7 @@ def test_faults_are_retried_or_recorded(tmp_path):
     out = tmp_path / "plans.jsonl"
     with FakeTeacher(script) as server:
         config = fast_config(server.url)
-        client = teacher.ChatClient(config, SECRET, sleep=lambda s: (sleeps.append(s), time.sleep(s)))
+        client = llm_client.ChatClient(config, SECRET, sleep=lambda s: (sleeps.append(s), time.sleep(s)))
         summary = teacher.run_teacher([problem(n) for n in names], str(out), config, client)
         print(summary.line())
         assert server.counts == {"ok": 1, "r429": 3, "e500": 2, "e503": 3, "slow": 2, "badjson": 2,
@@ -221,9 +222,9 @@ def test_faults_are_retried_or_recorded(tmp_path):
 def test_rejected_key_stops_the_run(tmp_path):
     with FakeTeacher() as server:
         config = fast_config(server.url, workers=1)
-        with pytest.raises(teacher.AuthError) as error:
+        with pytest.raises(llm_client.AuthError) as error:
             teacher.run_teacher([problem(f"p{i}") for i in range(6)], str(tmp_path / "p.jsonl"), config,
-                                teacher.ChatClient(config, "sk-wrong-key-123"))
+                                llm_client.ChatClient(config, "sk-wrong-key-123"))
     assert "401" in str(error.value) and "sk-wrong-key-123" not in str(error.value)
     assert records(tmp_path / "p.jsonl") == []  # nothing was asked after the first answer
 
@@ -291,7 +292,7 @@ def test_torn_last_line_is_reported_and_repaired(tmp_path, capsys):
     out = tmp_path / "plans.jsonl"
     with FakeTeacher() as server:
         config = fast_config(server.url)
-        client = teacher.ChatClient(config, SECRET)
+        client = llm_client.ChatClient(config, SECRET)
         teacher.run_teacher([problem("a")], str(out), config, client)
         with open(out, "ab") as f:
             f.write(b'{"task_id": "b", "plan": "1. Re')  # what kill -9 during a write could leave
@@ -306,10 +307,10 @@ def test_model_change_on_the_same_file_is_refused(tmp_path):
     out = tmp_path / "plans.jsonl"
     with FakeTeacher() as server:
         config = fast_config(server.url)
-        teacher.run_teacher([problem("a")], str(out), config, teacher.ChatClient(config, SECRET))
+        teacher.run_teacher([problem("a")], str(out), config, llm_client.ChatClient(config, SECRET))
         other = fast_config(server.url, model="another-model")
         with pytest.raises(teacher.TeacherError, match="another --out"):
-            teacher.run_teacher([problem("a")], str(out), other, teacher.ChatClient(other, SECRET))
+            teacher.run_teacher([problem("a")], str(out), other, llm_client.ChatClient(other, SECRET))
 
 def test_a_file_holding_another_splits_plans_is_refused(tmp_path):
     out = tmp_path / "plans.jsonl"
@@ -317,10 +318,10 @@ def test_a_file_holding_another_splits_plans_is_refused(tmp_path):
     test_a = dataclasses.replace(train_a, question="[[a]] Print the product of two integers.")   # same id, other problem
     with FakeTeacher() as server:
         config = fast_config(server.url)
-        teacher.run_teacher([train_a], str(out), config, teacher.ChatClient(config, SECRET), split="train")
+        teacher.run_teacher([train_a], str(out), config, llm_client.ChatClient(config, SECRET), split="train")
         assert [(r["split"], r["question_digest"]) for r in records(out)] == [("train", teacher.question_digest(train_a))]
         with pytest.raises(teacher.TeacherError, match="made for other problems"):
-            teacher.run_teacher([test_a], str(out), config, teacher.ChatClient(config, SECRET), split="test")
+            teacher.run_teacher([test_a], str(out), config, llm_client.ChatClient(config, SECRET), split="test")
     assert len(records(out)) == 1
 
 # ----------------------------------------------------------------------------- reading plans, reference plans
