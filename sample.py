@@ -48,7 +48,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--k", default="1,2,5,10,16,100", help="comma-separated k for pass@k (only k <= samples per problem are reported)")
     p.add_argument("--limit", type=int, default=0, help="only the first N problems; 0 = all")
     p.add_argument("--per-tier", type=int, default=-1, help="synthetic test split: only the first N problems of each tier; "
-                   "0 = all; default 50 on CPU (so the main command fits 15 minutes on 2 cores), all on CUDA")
+                   "0 = all; default 40 on CPU (so the main command fits 15 minutes on 2 cores), all on CUDA")
     p.add_argument("--batch-size", type=int, default=128, help="sequences decoded at once")
     p.add_argument("--timeout", type=float, default=4.0, help="seconds per test in the sandbox")
     p.add_argument("--workers", type=int, default=0, help="sandbox workers; 0 = one per core on CUDA, half the cores on CPU")
@@ -132,7 +132,7 @@ def main(argv=None) -> None:
         given = teacher.read_plans(Path(args.plans_from)) if args.plans_from else None
     except (data.DataError, teacher.TeacherError) as e:
         raise SystemExit(f"sample.py: {e}")
-    per_tier = args.per_tier if args.per_tier >= 0 else (50 if device.type == "cpu" else 0)
+    per_tier = args.per_tier if args.per_tier >= 0 else (40 if device.type == "cpu" else 0)
     problems = first_per_tier(problems, per_tier) if per_tier else problems
     problems = problems[: args.limit] if args.limit else problems
     if given is not None:
