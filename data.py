@@ -403,17 +403,18 @@ def load_humaneval(path: Path) -> list[Problem]:
 SYNTHETIC_SPLITS = ("train", "valid", "test")
 
 
-def load_synthetic(path: Path | None, split: str | None, seed: int = 0, sizes: tuple = (20000, 500, 200)) -> list[Problem]:
-    """Generating takes seconds, so the result is cached as JSON lines keyed by the generator's
-    VERSION: a changed generator never serves stale problems. PATH may name such a file."""
+def load_synthetic(path: Path | None, split: str | None, seed: int = 0, sizes: tuple | None = None) -> list[Problem]:
+    """Generating takes seconds, so the result is cached as JSON lines keyed by a digest of the
+    generator's source: a changed generator never serves stale problems. PATH may name such a file."""
     if split is not None and split not in SYNTHETIC_SPLITS:
         raise DataError(f"synthetic: unknown split {split!r} (expected one of {', '.join(SYNTHETIC_SPLITS)})")
     if path is None:
         import synthetic   # lazily: loading real benchmarks never pays for the generator
-        path = cache_dir() / f"synthetic-{seed}-{'x'.join(map(str, sizes))}-v{synthetic.VERSION}.jsonl"
+        sizes = sizes or synthetic.DEFAULT_SIZES
+        path = cache_dir() / f"synthetic-{seed}-{'x'.join(map(str, sizes))}-{synthetic.source_digest()}.jsonl"
         if not path.exists():
             generated = synthetic.generate(seed, sizes)
-            write_atomic(path, "".join(json.dumps({"split": s, **p.to_dict()}) + "\n"
+            write_atomic(path, "".join(json.dumps({"split": s, **p}) + "\n"
                                        for s in SYNTHETIC_SPLITS for p in generated[s]).encode())
     problems = []
     for n, row in read_jsonl(path):

@@ -383,7 +383,7 @@ def plan_tasks(args, root: Path) -> list[Task]:
                 plans = {REFERENCE: inputs.test_reference, CORRUPTED: inputs.test_corrupted(seed)}
                 flags = [rel(plans[a]) if a in plans else a for a in DECODINGS[decoding][1]]
                 argv = ["sample.py", "--checkpoint", rel(checkpoint), "--out", rel(folder), "--seed", str(seed),
-                        "--data", f"synthetic:{rel(inputs.test_problems)}", "--split", "test", "--workers", str(workers),
+                        "--data", f"synthetic:{rel(inputs.test_problems)}", "--split", "test", "--per-tier", "0", "--workers", str(workers),
                         *flags, *shlex.split(args.sample_args)]
                 name = f"{run.name}/{decoding}" + ("" if step == args.steps else f"@{step}")
                 tasks.append(Task(name, arm_name, seed, decoding, step, folder, argv, after=run.name))

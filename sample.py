@@ -85,6 +85,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "--merge (or sandbox.py --samples) runs them later")
     p.add_argument("--merge", nargs="+", default=[], metavar="DIR", help="build the report from these sample folders' "
                    "journals (all shards, same settings), running candidates that were not run yet")
+    p.add_argument("--per-tier", type=int, default=-1, help="synthetic test split: only the first N problems of each tier; "
+                   "0 = all; default 40 on CPU (so the main command fits 15 minutes on 2 cores), all on CUDA")
     p.add_argument("--batch-size", type=int, default=128, help="sequences decoded at once (part of the settings: "
                    "it decides which problems share a random stream)")
     p.add_argument("--timeout", type=float, default=4.0, help="seconds per test in the sandbox")
@@ -186,6 +188,23 @@ def problems_digest(problems: list[data.Problem]) -> str:
     """Which problems, in which order: ids and statements."""
     text = "\n".join(f"{p.id}\t{teacher.question_digest(p)}" for p in problems)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def first_per_tier(problems, n: int) -> list:
+    """The first n problems of each tier, in split order (a fixed subset); problems without a tier stay."""
+    taken: dict[str, int] = {}
+    kept = []
+    for p in problems:
+        taken[p.tier] = taken.get(p.tier, 0) + 1
+        if not p.tier or taken[p.tier] <= n:
+            kept.append(p)
+    return kept
+
+
+def select(problems, per_tier: int, limit: int) -> list:
+    """The problems a run scores: the first per_tier of each tier (0: all), then the first `limit` (0: all)."""
+    problems = first_per_tier(problems, per_tier) if per_tier else problems
+    return problems[:limit] if limit else problems
 
 
 def mode_name(args) -> str:
@@ -297,9 +316,9 @@ def sample(args) -> Path:
                          f"would sample plans from random weights. Use --n 0 (direct code) or --plans-from, or pass "
                          f"--allow-untrained-plan-head to sample anyway")
     spec = args.data or train_cfg["data"]
+    per_tier = args.per_tier if args.per_tier >= 0 else (40 if device.type == "cpu" else 0)
     try:
-        problems = data.load_problems(spec, args.split)
-        problems = problems[: args.limit] if args.limit else problems
+        problems = select(data.load_problems(spec, args.split), per_tier, args.limit)
         given = teacher.read_plans(args.plans_from, problems) if args.plans_from else None
     except (data.DataError, teacher.TeacherError) as e:
         raise SystemExit(f"sample.py: {e}")
@@ -331,7 +350,7 @@ def sample(args) -> Path:
                 "max_source_len": train_cfg["max_source_len"], "batch_size": args.batch_size, "seed": args.seed,
                 "timeout": args.timeout, "samples_per_problem": samples_per_problem}
     settings_check(out, {"settings": settings, "checkpoint": str(ckpt), "data": spec, "split": args.split,
-                         "limit": args.limit, "problems": len(problems), "mode": mode_name(args),
+                         "limit": args.limit, "per_tier": per_tier, "problems": len(problems), "mode": mode_name(args),
                          "plans_from": args.plans_from or None})
 
     # batches of whole problems over the full list, dealt to the shards in turn: a problem's batch and
@@ -461,7 +480,7 @@ def report(folders: list[Path], args) -> str:
         problems = data.load_problems(spec, config["split"])
     except data.DataError as e:
         raise SystemExit(f"sample.py: {e}")
-    problems = problems[: config["limit"]] if config["limit"] else problems
+    problems = select(problems, config.get("per_tier", 0), config["limit"])
     if problems_digest(problems) != config["settings"]["problems_digest"]:
         raise SystemExit(f"sample.py: {spec} {config['split']} does not hold the problems {folders[0]} was sampled on")
     if out not in folders:

@@ -3,24 +3,39 @@
 Every problem chains 1 to 6 primitive operations on an integer list or a line of text
 ("keep the even numbers", "square each value", "add up the values", ...). A primitive is
 defined once, as one row of PRIMITIVES: its types, parameter choices, the Python function that
-computes ground truth, code templates in two styles, statement phrasings and a plan step.
-From one chain the generator writes the statement (nested, sequential or mixed wording, so
-steps are not always read in execution order), two reference solutions, a reference plan
-and the tests. Expected outputs come from the primitives' functions, never from running the
-solutions; tests/test_synthetic.py checks that the solutions agree.
+computes ground truth, code templates in two styles, statement phrasings, a plan step and the
+edge cases it handles. From one chain the generator writes the statement, two reference
+solutions, a reference plan and the tests. Expected outputs come from the primitives'
+functions, never from running the solutions; tests/test_synthetic.py checks that the solutions
+agree. This module imports nothing from the project: it returns problem records in the layout
+of data.Problem.to_dict(), and data.py loads and caches them.
 
 Choices (documented here because other parts rely on them):
+- Two statement styles, tagged on each problem (`style`). "goal" (GOAL_SHARE of every
+  difficulty): a small story names the quantity to compute, and a worked example shows its
+  value after each step; the statement never says which operation a step is. "steps": the
+  statement lists the steps (nested, sequential or mixed wording, so not always in execution
+  order; nested phrases are built only from phrases that read one way). The reference plan is
+  what a teacher that read the solution writes: numbered steps in execution order, each with
+  the edge cases it handles. For a goal problem the plan carries what the statement does not
+  say; that is what lets the benchmark show whether plans help.
 - Problem.solutions[0] is the compact style (comprehensions and built-ins), solutions[1] the
   explicit-loop style. Both keep the whole state in one variable `a`, one statement group per
   step, so code is short and regular for a small model.
 - Difficulty is the step count: introductory 1-2, interview 3-4, competition 5-6, in every
-  split 40% / 35% / 25% (exact counts, step counts split evenly inside a difficulty).
-- Exactly half of each split is stdin/stdout, half call-based (fn_name from a small pool,
-  starter_code its def line). 1 or 2 public examples, shown in the statement.
-- The test split measures composition: a seeded HOLDOUT_FRACTION of the ordered pairs of
-  adjacent primitives, and of the one-step (primitive, parameter, format) combinations, never
-  occur in train or valid; every test problem contains at least one of them.
-- No question text occurs twice anywhere (one set across all splits).
+  split and tier 40% / 35% / 25% (introductory problems of valid and of the new-chain and
+  held-pair tiers have 2 steps: a one-step chain has no pair, and every one occurs in train).
+- Half of each split is stdin/stdout, half call-based (fn_name from a small pool, starter_code
+  its def line), shuffled apart from the step count. 1 or 2 public examples, in the statement.
+- Primitives with the same code are one class (code_class): hold-out and chain identity use
+  classes, so no aliases ("reverse" a list, "reverse_chars" a text) leak across splits.
+- Test tiers (`tier`, DEFAULT_SIZES: 500 problems each): "seen-chain", new instances of chains
+  that occur in train; "new-chain", chains in neither train nor valid built only from class
+  pairs adjacent in train; "held-pair", chains with a seeded HOLDOUT_FRACTION of class pairs
+  that never occur in train or valid. Valid's chains are new too and shared with no tier: it is
+  for selection only.
+- A chain is resampled when dropping any one step leaves all its test outputs unchanged, when
+  its outputs are nearly constant, or when they are too long. No question text occurs twice.
 - Hidden tests: 4 edge cases (empty input, a single element, duplicates, negatives or mixed
   case) and 8 random inputs, none equal to a public example. Values lie in -20..20, lists
   hold 0 to 8 numbers, texts 0 to 6 words.
@@ -28,18 +43,24 @@ Choices (documented here because other parts rely on them):
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import math
 import random
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
-from data import Problem, Test
-
-VERSION = 1   # bump whenever the generated problems change: data.py caches splits under this number
 SPLITS = ("train", "valid", "test")
+TIERS = ("seen-chain", "new-chain", "held-pair")
+DEFAULT_SIZES = (20000, 500, 1500)   # test: 500 problems per tier
+# splits_digest(generate()): tests/test_synthetic.py checks it, so the default benchmark cannot change unnoticed
+DEFAULT_DIGEST = "421a67868980c23b689166dfc136557585950375e9c6f98f9e3749ff90d2c823"
 DIFFICULTY_SHARES = (("introductory", 0.40, (1, 2)), ("interview", 0.35, (3, 4)), ("competition", 0.25, (5, 6)))
 HOLDOUT_FRACTION = 0.15
+GOAL_SHARE = 0.6        # of every difficulty in every split: statements that state the goal, not the steps
 FUNCTION_NAMES = ("solve", "compute", "process", "transform", "answer")
 VOWELS = "aeiouAEIOU"
 WORDS = ("apple", "tree", "Moon", "sky", "code", "plan", "Data", "river", "blue", "cat", "dog", "Sun",
@@ -67,6 +88,7 @@ class Primitive:
     nouns: tuple[str, ...]           # noun phrases around {x}, for nested statements
     verbs: tuple[str, ...]           # imperative phrases, for sequential statements
     plan: str                        # the reference plan's line for this step
+    note: str                        # what the step handles (edge cases), appended to its plan line
 
 
 def keep(cond: str) -> dict:
@@ -103,226 +125,273 @@ L, S, I = "list", "str", "int"
 P = Primitive
 PRIMITIVES: list[Primitive] = [
     # ---- list -> list: filters
-    P("keep_gt", L, L, (0, 1, 2, 3, 5), lambda a, k: [x for x in a if x > k], **keep("x > {k}"),
+    P("keep_gt", L, L, (1, 2, 3, 5), lambda a, k: [x for x in a if x > k], **keep("x > {k}"),
       nouns=("the values of {x} greater than {k}", "the numbers in {x} that are larger than {k}", "{x} with only the values above {k} kept"),
       verbs=("keep only the values greater than {k}", "remove every value that is not above {k}"),
-      plan="Keep only the numbers greater than {k}."),
-    P("keep_lt", L, L, (0, 3, 5, 10), lambda a, k: [x for x in a if x < k], **keep("x < {k}"),
+      plan="Keep only the numbers greater than {k}.",
+      note="Numbers that fail the test are dropped, so the list may become empty."),
+    P("keep_lt", L, L, (3, 5, 10), lambda a, k: [x for x in a if x < k], **keep("x < {k}"),
       nouns=("the values of {x} smaller than {k}", "the numbers in {x} that are less than {k}", "{x} with only the values below {k} kept"),
       verbs=("keep only the values less than {k}", "remove every value that is {k} or more"),
-      plan="Keep only the numbers smaller than {k}."),
-    P("keep_div", L, L, (2, 3, 4, 5), lambda a, k: [x for x in a if x % k == 0], **keep("x % {k} == 0"),
+      plan="Keep only the numbers smaller than {k}.",
+      note="Numbers that fail the test are dropped, so the list may become empty."),
+    P("keep_div", L, L, (3, 4, 5), lambda a, k: [x for x in a if x % k == 0], **keep("x % {k} == 0"),
       nouns=("the multiples of {k} in {x}", "the values of {x} divisible by {k}", "{x} with only the multiples of {k} kept"),
       verbs=("keep only the values divisible by {k}", "remove every value that is not a multiple of {k}"),
-      plan="Keep only the numbers divisible by {k}."),
+      plan="Keep only the numbers divisible by {k}.",
+      note="Zero and negative multiples count too; the list may become empty."),
     P("keep_even", L, L, (), lambda a, k: [x for x in a if x % 2 == 0], **keep("x % 2 == 0"),
       nouns=("the even values of {x}", "the even numbers in {x}", "{x} without its odd values"),
       verbs=("keep only the even values", "remove the odd numbers"),
-      plan="Keep only the even numbers."),
+      plan="Keep only the even numbers.",
+      note="Zero and negative even numbers count too; the list may become empty."),
     P("keep_odd", L, L, (), lambda a, k: [x for x in a if x % 2 == 1], **keep("x % 2 == 1"),
       nouns=("the odd values of {x}", "the odd numbers in {x}", "{x} without its even values"),
       verbs=("keep only the odd values", "remove the even numbers"),
-      plan="Keep only the odd numbers."),
+      plan="Keep only the odd numbers.",
+      note="Negative odd numbers count too; the list may become empty."),
     P("keep_pos", L, L, (), lambda a, k: [x for x in a if x > 0], **keep("x > 0"),
       nouns=("the positive values of {x}", "the numbers in {x} that are above zero", "{x} without its values that are zero or negative"),
       verbs=("keep only the positive values", "remove every value that is zero or negative"),
-      plan="Keep only the positive numbers."),
+      plan="Keep only the positive numbers.",
+      note="Zero is dropped; the list may become empty."),
     P("keep_neg", L, L, (), lambda a, k: [x for x in a if x < 0], **keep("x < 0"),
       nouns=("the negative values of {x}", "the numbers in {x} that are below zero", "{x} with only its negative values kept"),
       verbs=("keep only the negative values", "remove every value that is zero or positive"),
-      plan="Keep only the negative numbers."),
+      plan="Keep only the negative numbers.",
+      note="Zero is dropped; the list may become empty."),
     # ---- list -> list: element-wise maps
     P("map_add", L, L, (1, 2, 3, 5, 10), lambda a, k: [x + k for x in a], **each("x + {k}"),
       nouns=("{x} with {k} added to each value", "the values of {x} each increased by {k}", "{x} after adding {k} to every number"),
       verbs=("add {k} to each value", "increase every number by {k}"),
-      plan="Add {k} to every number."),
+      plan="Add {k} to every number.",
+      note="Negative numbers change the same way; an empty list stays empty."),
     P("map_mul", L, L, (2, 3, 4, 10), lambda a, k: [x * k for x in a], **each("x * {k}"),
       nouns=("{x} with each value multiplied by {k}", "the values of {x} times {k}", "{x} after multiplying every number by {k}"),
       verbs=("multiply each value by {k}", "scale every number by {k}"),
-      plan="Multiply every number by {k}."),
+      plan="Multiply every number by {k}.",
+      note="Negative numbers change the same way; an empty list stays empty."),
     P("map_square", L, L, (), lambda a, k: [x * x for x in a], **each("x * x"),
       nouns=("the squares of {x}", "{x} with each value squared", "the square of every value in {x}"),
       verbs=("square each value", "replace every number by its square"),
-      plan="Square every number."),
+      plan="Square every number.",
+      note="Negative numbers become positive; an empty list stays empty."),
     P("map_abs", L, L, (), lambda a, k: [abs(x) for x in a], **each("abs(x)"),
       nouns=("the absolute values of {x}", "{x} with every sign removed", "{x} with each value replaced by its absolute value"),
       verbs=("take the absolute value of each number", "make every negative value positive"),
-      plan="Replace every number by its absolute value."),
+      plan="Replace every number by its absolute value.",
+      note="Positive numbers and zero stay the same."),
     P("map_negate", L, L, (), lambda a, k: [-x for x in a], **each("-x"),
       nouns=("the negations of {x}", "{x} with every sign flipped", "{x} with each value multiplied by -1"),
       verbs=("negate each value", "flip the sign of every number"),
-      plan="Negate every number."),
+      plan="Negate every number.",
+      note="Zero stays zero; an empty list stays empty."),
     P("map_mod", L, L, (2, 3, 5, 10), lambda a, k: [x % k for x in a], **each("x % {k}"),
       nouns=("the remainders of {x} modulo {k}", "{x} with each value taken modulo {k}", "the values of {x} mod {k}"),
       verbs=("replace each value by its remainder modulo {k}", "take every number modulo {k}"),
-      plan="Replace every number by its remainder modulo {k}."),
+      plan="Replace every number by its remainder modulo {k}.",
+      note="Python's % keeps each result in 0..{k}-1, negative numbers included."),
     P("cap", L, L, (0, 5, 10), lambda a, k: [min(x, k) for x in a], **each("min(x, {k})"),
       nouns=("{x} with every value above {k} replaced by {k}", "{x} capped at {k}", "the values of {x} limited to at most {k}"),
       verbs=("replace every value larger than {k} by {k}", "cap each number at {k}"),
-      plan="Replace every number above {k} by {k}."),
+      plan="Replace every number above {k} by {k}.",
+      note="Numbers up to {k} stay the same."),
     # ---- list -> list: order, position and structure
     P("sort_asc", L, L, (), lambda a, k: sorted(a), short="a = sorted(a)",
       loop="b = []\nfor x in a:\n    i = 0\n    while i < len(b) and b[i] <= x:\n        i += 1\n    b.insert(i, x)\na = b",
       nouns=("{x} sorted in ascending order", "{x} in increasing order", "{x} sorted from smallest to largest"),
       verbs=("sort the values in ascending order", "arrange the numbers from smallest to largest"),
-      plan="Sort the numbers in ascending order."),
+      plan="Sort the numbers in ascending order.",
+      note="Equal numbers end up side by side; an empty list stays empty."),
     P("sort_desc", L, L, (), lambda a, k: sorted(a, reverse=True), short="a = sorted(a, reverse=True)",
       loop="b = []\nfor x in a:\n    i = 0\n    while i < len(b) and b[i] >= x:\n        i += 1\n    b.insert(i, x)\na = b",
       nouns=("{x} sorted in descending order", "{x} in decreasing order", "{x} sorted from largest to smallest"),
       verbs=("sort the values in descending order", "arrange the numbers from largest to smallest"),
-      plan="Sort the numbers in descending order."),
+      plan="Sort the numbers in descending order.",
+      note="Equal numbers end up side by side; an empty list stays empty."),
     P("dedup", L, L, (), lambda a, k: list(dict.fromkeys(a)), short="a = list(dict.fromkeys(a))",
       loop="b = []\nfor x in a:\n    if x not in b:\n        b.append(x)\na = b",
       nouns=("{x} without duplicates", "the distinct values of {x} in order of first appearance", "{x} with repeated values removed"),
       verbs=("remove duplicate values, keeping first occurrences", "drop every value that already appeared earlier"),
-      plan="Remove duplicates, keeping the first occurrence of each number."),
+      plan="Remove duplicates, keeping the first occurrence of each number.",
+      note="Later copies of a number are dropped."),
     P("reverse", L, L, (), lambda a, k: a[::-1], short="a = a[::-1]", loop="b = []\nfor x in a:\n    b.insert(0, x)\na = b",
       nouns=("{x} reversed", "{x} in reverse order", "the reverse of {x}"),
       verbs=("reverse the order of the values", "reverse the list"),
-      plan="Reverse the list."),
+      plan="Reverse the list.",
+      note="The last number comes first."),
     P("prefix_sums", L, L, (), lambda a, k: [sum(a[:i + 1]) for i in range(len(a))],
       short="a = [sum(a[:i + 1]) for i in range(len(a))]", loop="b = []\ns = 0\nfor x in a:\n    s += x\n    b.append(s)\na = b",
       nouns=("the prefix sums of {x}", "the running totals of {x}", "the cumulative sums of {x}"),
       verbs=("replace the list by its prefix sums", "compute the running totals"),
-      plan="Compute the prefix sums."),
+      plan="Compute the prefix sums.",
+      note="Position i holds the sum of the first i+1 numbers."),
     P("window_sums", L, L, (2, 3), lambda a, k: [sum(a[i:i + k]) for i in range(len(a) - k + 1)],
       short="a = [sum(a[i:i + {k}]) for i in range(len(a) - {k} + 1)]",
       loop="b = []\nfor i in range(len(a) - {k} + 1):\n    s = 0\n    for j in range(i, i + {k}):\n        s += a[j]\n    b.append(s)\na = b",
       nouns=("the sums of every {k} consecutive values of {x}", "the sliding-window sums of width {k} over {x}", "the totals of each window of {k} adjacent values in {x}"),
       verbs=("compute the sum of every {k} consecutive values", "replace the list by its window sums of width {k}"),
-      plan="Compute the sum of every window of {k} consecutive numbers."),
+      plan="Compute the sum of every window of {k} consecutive numbers.",
+      note="A list with fewer than {k} numbers gives an empty list."),
     P("take_first", L, L, (2, 3, 4), lambda a, k: a[:k], short="a = a[:{k}]",
       loop="b = []\nfor x in a:\n    if len(b) < {k}:\n        b.append(x)\na = b",
       nouns=("the first {k} values of {x}", "the first {k} numbers in {x}", "{x} truncated to its first {k} values"),
       verbs=("keep only the first {k} values", "drop everything after the first {k} numbers"),
-      plan="Keep the first {k} numbers."),
+      plan="Keep the first {k} numbers.",
+      note="A shorter list is kept whole."),
     P("take_last", L, L, (2, 3), lambda a, k: a[-k:], short="a = a[-{k}:]",
       loop="b = []\nfor i in range(max(0, len(a) - {k}), len(a)):\n    b.append(a[i])\na = b",
       nouns=("the last {k} values of {x}", "the final {k} numbers in {x}", "{x} reduced to its last {k} values"),
       verbs=("keep only the last {k} values", "drop everything before the last {k} numbers"),
-      plan="Keep the last {k} numbers."),
+      plan="Keep the last {k} numbers.",
+      note="A shorter list is kept whole."),
     P("drop_first", L, L, (1, 2, 3), lambda a, k: a[k:], short="a = a[{k}:]",
       loop="b = []\nfor i in range({k}, len(a)):\n    b.append(a[i])\na = b",
       nouns=("{x} without its first {k} values", "the values of {x} after the first {k}", "{x} with the first {k} numbers dropped"),
       verbs=("drop the first {k} values", "remove the first {k} numbers"),
-      plan="Drop the first {k} numbers."),
+      plan="Drop the first {k} numbers.",
+      note="A list with at most {k} numbers becomes empty."),
     P("diffs", L, L, (), lambda a, k: [a[i + 1] - a[i] for i in range(len(a) - 1)],
       short="a = [y - x for x, y in zip(a, a[1:])]", loop="b = []\nfor i in range(1, len(a)):\n    b.append(a[i] - a[i - 1])\na = b",
       nouns=("the differences between neighbouring values of {x} (each minus the one before)", "the pairwise differences of {x}, each value minus its predecessor",
              "the steps between consecutive values of {x} (later minus earlier)"),
       verbs=("replace the list by the differences of consecutive values (each minus the one before)", "subtract from each value the value before it, starting at the second"),
-      plan="Compute each number minus the number before it."),
+      plan="Compute each number minus the number before it.",
+      note="A list with fewer than two numbers gives an empty list."),
     P("count_each", L, L, (), lambda a, k: [a.count(x) for x in dict.fromkeys(a)],
       short="a = [a.count(x) for x in dict.fromkeys(a)]", loop="c = {}\nfor x in a:\n    c[x] = c.get(x, 0) + 1\na = list(c.values())",
       nouns=("the number of times each distinct value occurs in {x}, in order of first appearance", "the occurrence counts of the distinct values of {x}, in order of first appearance",
              "the frequency of each distinct value of {x}, in order of first appearance"),
       verbs=("count how often each distinct value occurs, in order of first appearance", "group equal values and list each group's size, in order of first appearance"),
-      plan="Count the occurrences of each distinct number, in order of first appearance."),
+      plan="Count the occurrences of each distinct number, in order of first appearance.",
+      note="The counts follow the order in which the numbers first appear."),
     P("even_positions", L, L, (), lambda a, k: a[::2], short="a = a[::2]",
       loop="b = []\nfor i in range(0, len(a), 2):\n    b.append(a[i])\na = b",
       nouns=("the values at even positions of {x} (0, 2, 4, ...)", "every second value of {x}, starting with the first", "the first, third, fifth, ... values of {x}"),
       verbs=("keep every second value, starting with the first", "keep only the values at even indices"),
-      plan="Keep the numbers at even indices (0, 2, 4, ...)."),
+      plan="Keep the numbers at even indices (0, 2, 4, ...).",
+      note="The first number is kept whenever there is one."),
     P("running_max", L, L, (), lambda a, k: prefix_max(a), short="a = [max(a[:i + 1]) for i in range(len(a))]",
       loop="b = []\nfor x in a:\n    b.append(x if not b or x > b[-1] else b[-1])\na = b",
       nouns=("the running maximum of {x}", "the prefix maxima of {x}", "the largest value so far at each position of {x}"),
       verbs=("replace each value by the largest value up to it", "compute the running maximum"),
-      plan="Compute the running maximum."),
+      plan="Compute the running maximum.",
+      note="Position i holds the largest of the first i+1 numbers."),
     # ---- list -> int: aggregations
     P("sum", L, I, (), lambda a, k: sum(a), short="a = sum(a)", loop="b = 0\nfor x in a:\n    b += x\na = b",
       nouns=("the sum of {x}", "the total of {x}", "the sum of all values in {x}"),
       verbs=("add up the values", "compute the total"),
-      plan="Add up all the numbers."),
+      plan="Add up all the numbers.",
+      note="An empty list sums to 0."),
     P("max", L, I, (), lambda a, k: max(a, default=0), short="a = max(a, default=0)",
       loop="b = 0\nfor i in range(len(a)):\n    if i == 0 or a[i] > b:\n        b = a[i]\na = b",
       nouns=("the largest value of {x} (0 if it is empty)", "the maximum of {x}, or 0 when it is empty", "the biggest number in {x} (0 for an empty list)"),
       verbs=("find the largest value (0 if there are none)", "take the maximum, or 0 for an empty list"),
-      plan="Take the maximum, or 0 if the list is empty."),
+      plan="Take the maximum, or 0 if the list is empty.",
+      note="Negative numbers are compared as they are."),
     P("min", L, I, (), lambda a, k: min(a, default=0), short="a = min(a, default=0)",
       loop="b = 0\nfor i in range(len(a)):\n    if i == 0 or a[i] < b:\n        b = a[i]\na = b",
       nouns=("the smallest value of {x} (0 if it is empty)", "the minimum of {x}, or 0 when it is empty", "the least number in {x} (0 for an empty list)"),
       verbs=("find the smallest value (0 if there are none)", "take the minimum, or 0 for an empty list"),
-      plan="Take the minimum, or 0 if the list is empty."),
+      plan="Take the minimum, or 0 if the list is empty.",
+      note="Negative numbers are compared as they are."),
     P("length", L, I, (), lambda a, k: len(a), short="a = len(a)", loop="b = 0\nfor x in a:\n    b += 1\na = b",
       nouns=("the number of values in {x}", "the length of {x}", "the count of numbers in {x}"),
       verbs=("count the values", "take the length of the list"),
-      plan="Count the numbers."),
+      plan="Count the numbers.",
+      note="An empty list has 0 numbers."),
     P("product_mod", L, I, (10, 100), lambda a, k: product(a) % k, short="a = math.prod(a) % {k}",
       loop="b = 1\nfor x in a:\n    b *= x\na = b % {k}",
       nouns=("the product of {x} modulo {k}", "the product of all values in {x}, taken modulo {k}", "the remainder of the product of {x} divided by {k}"),
       verbs=("multiply all values together (1 if there are none) and take the result modulo {k}", "compute the product modulo {k}, where an empty product is 1"),
-      plan="Multiply all numbers together and take the result modulo {k}."),
+      plan="Multiply all numbers together and take the result modulo {k}.",
+      note="An empty product is 1; Python's % keeps the result in 0..{k}-1."),
     P("count_distinct", L, I, (), lambda a, k: len(set(a)), short="a = len(set(a))",
       loop="b = []\nfor x in a:\n    if x not in b:\n        b.append(x)\na = len(b)",
       nouns=("the number of distinct values in {x}", "the count of different numbers in {x}", "the count of unique values of {x}"),
       verbs=("count the distinct values", "count how many different numbers there are"),
-      plan="Count the distinct numbers."),
+      plan="Count the distinct numbers.",
+      note="Repeated numbers count once."),
     # ---- str -> str
     P("upper", S, S, (), lambda a, k: a.upper(), short="a = a.upper()", loop="b = ''\nfor c in a:\n    b += c.upper()\na = b",
       nouns=("{x} in upper case", "{x} converted to capital letters", "the upper-case version of {x}"),
       verbs=("convert the text to upper case", "make every letter a capital"),
-      plan="Convert the text to upper case."),
+      plan="Convert the text to upper case.",
+      note="Characters that are not letters stay the same."),
     P("lower", S, S, (), lambda a, k: a.lower(), short="a = a.lower()", loop="b = ''\nfor c in a:\n    b += c.lower()\na = b",
       nouns=("{x} in lower case", "{x} converted to small letters", "the lower-case version of {x}"),
       verbs=("convert the text to lower case", "make every letter small"),
-      plan="Convert the text to lower case."),
+      plan="Convert the text to lower case.",
+      note="Characters that are not letters stay the same."),
     P("reverse_words", S, S, (), lambda a, k: " ".join(reversed(a.split())), short="a = ' '.join(a.split()[::-1])",
       loop="b = []\nfor w in a.split():\n    b.insert(0, w)\na = ' '.join(b)",
       nouns=("{x} with its words in reverse order", "the words of {x} in reverse order, separated by spaces", "{x} with the word order reversed"),
       verbs=("reverse the order of the words", "write the words from last to first"),
-      plan="Reverse the order of the words."),
+      plan="Reverse the order of the words.",
+      note="The words are joined again with single spaces."),
     P("reverse_chars", S, S, (), lambda a, k: a[::-1], short="a = a[::-1]", loop="b = ''\nfor c in a:\n    b = c + b\na = b",
       nouns=("{x} reversed character by character", "{x} written backwards", "the characters of {x} in reverse order"),
       verbs=("reverse the text", "write the characters from last to first"),
-      plan="Reverse the characters of the text."),
+      plan="Reverse the characters of the text.",
+      note="Spaces move with the other characters."),
     P("remove_vowels", S, S, (), lambda a, k: "".join(c for c in a if c not in VOWELS),
       short="a = ''.join(c for c in a if c not in 'aeiouAEIOU')", loop="b = ''\nfor c in a:\n    if c not in 'aeiouAEIOU':\n        b += c\na = b",
       nouns=("{x} without vowels", "{x} with every vowel removed", "{x} with the letters a, e, i, o, u (any case) deleted"),
       verbs=("remove all vowels", "delete every vowel (a, e, i, o, u in either case)"),
-      plan="Remove every vowel."),
+      plan="Remove every vowel.",
+      note="Vowels of both cases go; spaces stay."),
     P("long_words", S, S, (2, 3, 4), lambda a, k: " ".join(w for w in a.split() if len(w) > k),
       short="a = ' '.join(w for w in a.split() if len(w) > {k})",
       loop="b = []\nfor w in a.split():\n    if len(w) > {k}:\n        b.append(w)\na = ' '.join(b)",
       nouns=("the words of {x} longer than {k} characters", "{x} keeping only words with more than {k} characters", "the words in {x} whose length exceeds {k}, separated by spaces"),
       verbs=("keep only the words longer than {k} characters", "remove the words with at most {k} characters"),
-      plan="Keep only the words longer than {k} characters."),
+      plan="Keep only the words longer than {k} characters.",
+      note="The words left are joined with single spaces; the text may become empty."),
     P("acronym", S, S, (), lambda a, k: "".join(w[0] for w in a.split()), short="a = ''.join(w[0] for w in a.split())",
       loop="b = ''\nfor w in a.split():\n    b += w[0]\na = b",
       nouns=("the first letters of the words of {x}, joined together", "the initials of the words of {x}", "the acronym formed by the words of {x}"),
       verbs=("join the first letters of the words", "replace the text by the initials of its words"),
-      plan="Join the first letter of each word."),
+      plan="Join the first letter of each word.",
+      note="An empty text gives an empty result."),
     # ---- str -> list, str -> int
     P("word_lengths", S, L, (), lambda a, k: [len(w) for w in a.split()], **words_to("len(w)"),
       nouns=("the lengths of the words of {x}", "the number of characters in each word of {x}", "the word lengths of {x}"),
       verbs=("replace each word by its length", "compute the length of every word"),
-      plan="Take the length of each word."),
+      plan="Take the length of each word.",
+      note="An empty text gives an empty list."),
     P("count_words", S, I, (), lambda a, k: len(a.split()), short="a = len(a.split())", loop="b = 0\nfor w in a.split():\n    b += 1\na = b",
       nouns=("the number of words in {x}", "the word count of {x}", "the count of words in {x}"),
       verbs=("count the words", "count how many words there are"),
-      plan="Count the words."),
+      plan="Count the words.",
+      note="An empty text has 0 words."),
     P("count_vowels", S, I, (), lambda a, k: sum(c in VOWELS for c in a), short="a = sum(c in 'aeiouAEIOU' for c in a)",
       loop="b = 0\nfor c in a:\n    if c in 'aeiouAEIOU':\n        b += 1\na = b",
       nouns=("the number of vowels in {x}", "the count of vowels in {x}", "the vowel count of {x}"),
       verbs=("count the vowels (a, e, i, o, u in either case)", "count how many vowels there are"),
-      plan="Count the vowels."),
+      plan="Count the vowels.",
+      note="Upper-case vowels count too."),
     P("str_length", S, I, (), lambda a, k: len(a), short="a = len(a)", loop="b = 0\nfor c in a:\n    b += 1\na = b",
       nouns=("the number of characters in {x}", "the length of {x}", "the count of characters in {x}"),
       verbs=("count the characters, spaces included", "take the length of the text"),
-      plan="Count the characters."),
+      plan="Count the characters.",
+      note="Spaces count as characters."),
     # ---- int -> int
     P("int_abs", I, I, (), lambda a, k: abs(a), short="a = abs(a)", loop="if a < 0:\n    a = -a",
       nouns=("the absolute value of {x}", "{x} without its sign", "the magnitude of {x}"),
       verbs=("take the absolute value", "drop the sign of the number"),
-      plan="Take the absolute value."),
+      plan="Take the absolute value.",
+      note="Zero and positive numbers stay the same."),
     P("digit_sum", I, I, (), lambda a, k: sum(int(c) for c in str(abs(a))), short="a = sum(int(c) for c in str(abs(a)))",
       loop="a = abs(a)\nb = 0\nwhile a > 0:\n    b += a % 10\n    a //= 10\na = b",
       nouns=("the digit sum of {x}", "the sum of the digits of {x}", "the total of the decimal digits of {x}"),
       verbs=("add up the digits of the number, ignoring the sign", "replace the number by the sum of its digits"),
-      plan="Add up the digits of the number, ignoring the sign."),
+      plan="Add up the digits of the number, ignoring the sign.",
+      note="The digit sum of 0 is 0."),
     P("int_mod", I, I, (3, 7, 10), lambda a, k: a % k, short="a = a % {k}", loop="a %= {k}",
       nouns=("{x} modulo {k}", "the remainder of {x} divided by {k}", "{x} mod {k}"),
       verbs=("take the result modulo {k}", "replace the number by its remainder modulo {k}"),
-      plan="Take the number modulo {k}."),
+      plan="Take the number modulo {k}.",
+      note="Python's % keeps the result in 0..{k}-1, also for negative numbers."),
 ]
 # Adjacent steps where the second undoes or ignores the first, or is a no-op after it: never sampled.
 POINTLESS_PAIRS = {("sort_asc", "sort_desc"), ("sort_desc", "sort_asc"), ("upper", "lower"), ("lower", "upper"),
@@ -351,13 +420,31 @@ TYPE_WORDS = {L: "a list of integers", S: "a string", I: "an integer"}
 STDIN_FORMAT = {L: "one line of integers separated by spaces", S: "one line of text (words separated by single spaces)"}
 STDOUT_FORMAT = {L: "the numbers separated by spaces on one line (empty if there are none)",
                  S: "one line of text", I: "one integer"}
+STORIES = {L: ("A sensor logs its integer readings as a list.", "A game records the points scored in each round as a list.",
+               "A shop keeps the daily changes of its balance as a list of integers.", "A teacher has a list of integer marks.",
+               "A weather station stores a list of daily temperature changes."),
+           S: ("A message arrives as one line of words.", "A librarian has a book title (words separated by spaces).",
+               "A chat bot receives a sentence.", "A printer gets a line of text to print.")}
+QUANTITY_NAMES = ("signal", "digest", "report", "summary", "score", "checksum", "profile", "fingerprint")
 
 
-def nested(rng: random.Random, steps: list[Step], base: str) -> str:
-    """Noun phrase naming the result of `steps` applied to `base`, outermost step first when read."""
+def prefix_form(template: str) -> bool:
+    """A noun phrase that ends in its argument ("the squares of {x}"): stacking only such phrases
+    reads one way. A phrase with words after its argument ("{x} sorted in ascending order")
+    around or inside another phrase reads two ways: "the squares of the list sorted in ascending
+    order" is both sort-then-square and square-then-sort, whose outputs differ."""
+    return template.endswith("{x}")
+
+
+def nested(rng: random.Random, steps: list[Step], base: str) -> str | None:
+    """Noun phrase naming the result of `steps` applied to `base`, outermost step first when read;
+    None when a step of a chain longer than one has no prefix-form phrase (it would be ambiguous)."""
     phrase = base
     for prim, k in steps:
-        phrase = fill(rng.choice(prim.nouns), k, phrase)
+        nouns = prim.nouns if len(steps) == 1 else [n for n in prim.nouns if prefix_form(n)]
+        if not nouns:
+            return None
+        phrase = fill(rng.choice(nouns), k, phrase)
     return phrase
 
 
@@ -368,31 +455,60 @@ def sequential(rng: random.Random, steps: list[Step]) -> str:
     return "First " + ", then ".join(verbs) + "."
 
 
-def task_sentence(rng: random.Random, steps: list[Step], fmt: str, fn_name: str) -> str:
-    """The task itself in one of three wordings: nested (reads the steps last to first),
-    sequential (in execution order) or mixed (the first steps in order, the rest nested).
-    At most MAX_NESTED steps are nested: deeper nesting stops being readable."""
+def opening(takes: str, fmt: str, fn_name: str) -> str:
+    return (f"You are given {TYPE_WORDS[takes]}." if fmt == "stdio"
+            else f"Write a function {fn_name}(a) that takes {TYPE_WORDS[takes]} a.")
+
+
+def steps_sentence(rng: random.Random, steps: list[Step], fmt: str, fn_name: str) -> str:
+    """The "steps" style: the task lists its steps, nested (read last to first), sequential (in
+    execution order) or mixed (the first steps in order, the rest nested). At most MAX_NESTED
+    steps are nested: deeper nesting stops being readable."""
     takes = steps[0][0].takes
     verb = "Print" if fmt == "stdio" else "Return"
-    opening = (f"You are given {TYPE_WORDS[takes]}." if fmt == "stdio"
-               else f"Write a function {fn_name}(a) that takes {TYPE_WORDS[takes]} a.")
-    styles = ("nested",) * (len(steps) <= MAX_NESTED) + ("sequential",) + ("mixed",) * (len(steps) > 1)
-    style = rng.choice(styles)
-    if style == "nested":
-        return f"{opening} {verb} {nested(rng, steps, rng.choice(INPUT_NOUNS[takes]))}."
-    if style == "sequential":
-        return f"{opening} {sequential(rng, steps)} {verb} the result."
-    split_at = rng.randint(max(1, len(steps) - MAX_NESTED), len(steps) - 1)
-    return f"{opening} {sequential(rng, steps[:split_at])} {verb} {nested(rng, steps[split_at:], 'the result')}."
+    wordings = ["sequential"] + ["nested"] * (len(steps) <= MAX_NESTED) + ["mixed"] * (len(steps) > 1)
+    wording = rng.choice(wordings)
+    if wording == "nested":
+        phrase = nested(rng, steps, rng.choice(INPUT_NOUNS[takes]))
+        if phrase is not None:
+            return f"{opening(takes, fmt, fn_name)} {verb} {phrase}."
+    if wording == "mixed":
+        split_at = rng.randint(max(1, len(steps) - MAX_NESTED), len(steps) - 1)
+        phrase = nested(rng, steps[split_at:], "the result")
+        if phrase is not None:
+            return f"{opening(takes, fmt, fn_name)} {sequential(rng, steps[:split_at])} {verb} {phrase}."
+    return f"{opening(takes, fmt, fn_name)} {sequential(rng, steps)} {verb} the result."
+
+
+def show_value(value: Any) -> str:
+    return repr(value) if not isinstance(value, str) else f'"{value}"'
+
+
+def goal_sentence(rng: random.Random, steps: list[Step], fmt: str, fn_name: str, trace_input: Any) -> str:
+    """The "goal" style: a small story names the quantity to compute and a worked example shows
+    its value after each step, as task statements do; which operation each step is, and why, is
+    left for the solver (or the plan) to say."""
+    takes, gives = steps[0][0].takes, steps[-1][0].gives
+    name = rng.choice(QUANTITY_NAMES)
+    values = [trace_input]
+    for step in steps:
+        values.append(run_chain([step], values[-1]))
+    task = f"Print its {name}." if fmt == "stdio" else f"Write a function {fn_name}(a) that returns the {name} of a."
+    return (f"{rng.choice(STORIES[takes])} Its {name} is {TYPE_WORDS[gives]}, worked out in {len(steps)} "
+            f"step{'s' * (len(steps) > 1)}. {task}\n\nWorked example: "
+            + " -> ".join(map(show_value, values)) + f", so the {name} of {show_value(trace_input)} is {show_value(values[-1])}.")
 
 
 def stdin_text(value: Any) -> str:
     return (" ".join(map(str, value)) if isinstance(value, list) else str(value)) + "\n"
 
 
-def question_text(rng: random.Random, steps: list[Step], fmt: str, fn_name: str, examples: list[tuple[Any, Any]]) -> str:
+def question_text(rng: random.Random, steps: list[Step], fmt: str, fn_name: str, style: str,
+                  examples: list[tuple[Any, Any]]) -> str:
     takes, gives = steps[0][0].takes, steps[-1][0].gives
-    parts = [task_sentence(rng, steps, fmt, fn_name), ""]
+    task = (goal_sentence(rng, steps, fmt, fn_name, examples[0][0]) if style == "goal"
+            else steps_sentence(rng, steps, fmt, fn_name))
+    parts = [task, ""]
     if fmt == "stdio":
         parts += [f"Input: {STDIN_FORMAT[takes]}.", f"Output: {STDOUT_FORMAT[gives]}.", ""]
         for i, (arg, out) in enumerate(examples, 1):
@@ -404,15 +520,24 @@ def question_text(rng: random.Random, steps: list[Step], fmt: str, fn_name: str,
     return "\n".join(parts)
 
 
+def plan_step(prim: Primitive, k: Any) -> str:
+    """The reference plan's line for one step: the operation, then what it handles."""
+    return f"{fill(prim.plan, k)} {fill(prim.note, k)}"
+
+
 def reference_plan(steps: list[Step], fmt: str) -> str:
+    """What a teacher that read the solution writes: numbered steps in execution order, each with
+    the edge cases it handles, from reading the input to writing the result."""
     takes, gives = steps[0][0].takes, steps[-1][0].gives
     if fmt == "stdio":
-        first = "Read the list of integers from the input line." if takes == L else "Read the line of text."
-        last = {L: "Print the numbers separated by spaces.", S: "Print the text.", I: "Print the number."}[gives]
+        first = ("Read the list of integers from the input line; the line may be empty." if takes == L
+                 else "Read the line of text; it may be empty.")
+        last = {L: "Print the numbers separated by spaces, an empty line if there are none.", S: "Print the text.",
+                I: "Print the number."}[gives]
     else:
-        first = f"Take the input {'list' if takes == L else 'string'} a."
+        first = f"Take the input {'list' if takes == L else 'string'} a; it may be empty."
         last = "Return the result."
-    lines = [first] + [fill(prim.plan, k) for prim, k in steps] + [last]
+    lines = [first] + [plan_step(prim, k) for prim, k in steps] + [last]
     return "\n".join(f"{i}. {line}" for i, line in enumerate(lines, 1))
 
 # ----------------------------------------------------------------------------- code
@@ -466,15 +591,29 @@ def run_chain(steps: list[Step], value: Any) -> Any:
     return value
 
 
-def make_test(fmt: str, arg: Any, out: Any) -> Test:
+def make_test(fmt: str, arg: Any, out: Any) -> dict:
     if fmt == "stdio":
-        return Test("stdio", stdin_text(arg), stdin_text(out))
-    return Test("call", [arg], out)
+        return {"kind": "stdio", "input": stdin_text(arg), "output": stdin_text(out)}
+    return {"kind": "call", "input": [arg], "output": out}
+
+
+def some_step_is_invisible(steps: list[Step], cases: list[tuple[Any, Any]]) -> bool:
+    """Whether the chain without one of its steps still gives every expected output: the tests
+    could not tell a program that skips that step from the right one."""
+    for i in range(len(steps)):
+        shorter = steps[:i] + steps[i + 1:]
+        try:
+            if all(repr(run_chain(shorter, arg)) == repr(out) for arg, out in cases):
+                return True
+        except (TypeError, AttributeError):   # the chain no longer fits together: its output surely differs
+            continue
+    return False
 
 
 def build_tests(rng: random.Random, steps: list[Step]) -> tuple[list[tuple[Any, Any]], list[tuple[Any, Any]]] | None:
     """(public examples, hidden cases) as (argument, expected) pairs, or None when the chain is
-    degenerate on these inputs (nearly constant or too long output) and should be resampled."""
+    degenerate on these inputs (nearly constant or too long output, or a step the tests cannot
+    see) and should be resampled."""
     takes = steps[0][0].takes
     fresh = (lambda: random_list(rng, 2, 8)) if takes == L else (lambda: random_text(rng, 2, 6))
     public: list[tuple[Any, Any]] = []
@@ -496,28 +635,34 @@ def build_tests(rng: random.Random, steps: list[Step]) -> tuple[list[tuple[Any, 
     outputs = [repr(out) for _, out in public + hidden]
     if len(set(outputs)) < MIN_DISTINCT_OUTPUTS or max(map(len, outputs)) > MAX_OUTPUT_CHARS:
         return None
+    if len(steps) > 1 and some_step_is_invisible(steps, public + hidden):
+        return None
     return public, hidden
 
 # ----------------------------------------------------------------------------- chains and splits
 
 
-class Holdout:
-    """The seeded combinations reserved for the test split."""
+def code_class(prim: Primitive) -> str:
+    """Primitives with the same code are one class ("reverse" a list, "reverse_chars" a text):
+    the hold-out and the chain identity are about classes, so that no held-out pair or unseen
+    chain has its code in train under another name."""
+    return prim.short
 
-    def __init__(self, seed: int):
-        rng = random.Random(f"synthetic/{seed}/holdout")
-        pairs = [(p.name, q.name) for p in PRIMITIVES for q in PRIMITIVES
-                 if p.gives == q.takes and p is not q and (p.name, q.name) not in POINTLESS_PAIRS]
-        singles = [(p.name, k, fmt) for p in PRIMITIVES for k in (p.params or (None,)) for fmt in ("stdio", "call")]
-        self.pairs = set(rng.sample(pairs, round(HOLDOUT_FRACTION * len(pairs))))
-        self.singles = set(rng.sample(singles, round(HOLDOUT_FRACTION * len(singles))))
 
-    def held(self, steps: list[Step], fmt: str) -> bool:
-        """Whether the problem uses a combination reserved for the test split."""
-        if len(steps) == 1:
-            prim, k = steps[0]
-            return (prim.name, k, fmt) in self.singles
-        return any((a.name, b.name) in self.pairs for (a, _), (b, _) in zip(steps, steps[1:]))
+def chain_key(steps: list[Step]) -> tuple:
+    return tuple((code_class(prim), k) for prim, k in steps)
+
+
+def class_pairs(steps: list[Step]) -> set[tuple[str, str]]:
+    return {(code_class(a), code_class(b)) for (a, _), (b, _) in zip(steps, steps[1:])}
+
+
+def holdout_pairs(seed: int) -> set[tuple[str, str]]:
+    """The seeded class pairs reserved for the held-pair test tier: never adjacent in train or valid."""
+    rng = random.Random(f"synthetic/{seed}/holdout")
+    pairs = sorted({(code_class(p), code_class(q)) for p in PRIMITIVES for q in PRIMITIVES
+                    if p.gives == q.takes and p is not q and (p.name, q.name) not in POINTLESS_PAIRS})
+    return set(rng.sample(pairs, round(HOLDOUT_FRACTION * len(pairs))))
 
 
 def sample_chain(rng: random.Random, n_steps: int) -> list[Step] | None:
@@ -550,94 +695,182 @@ def difficulty_of(n_steps: int) -> str:
     return next(name for name, _, (lo, hi) in DIFFICULTY_SHARES if lo <= n_steps <= hi)
 
 
-def make_problem(rng: random.Random, split: str, n_steps: int, fmt: str, holdout: Holdout) -> Problem | None:
-    steps = sample_chain(rng, n_steps)
-    if steps is None or holdout.held(steps, fmt) != (split == "test"):
-        return None
+def slots(rng: random.Random, n: int, min_steps: int) -> list[tuple[int, str, str]]:
+    """(step count, format, style) for n problems. Formats (half each) and styles (GOAL_SHARE of
+    every difficulty is "goal") are shuffled apart from the step counts, so neither follows them."""
+    counts = [max(c, min_steps) for c in step_counts(n)]
+    formats = ["stdio"] * (n // 2) + ["call"] * (n - n // 2)
+    rng.shuffle(formats)
+    styles: list[str] = []
+    for name, _, _ in DIFFICULTY_SHARES:
+        m = sum(difficulty_of(c) == name for c in counts)
+        group = ["goal"] * math.ceil(GOAL_SHARE * m) + ["steps"] * (m - math.ceil(GOAL_SHARE * m))
+        rng.shuffle(group)
+        styles += group
+    return list(zip(counts, formats, styles))
+
+
+class Chains:
+    """Which chains each split may use. Train and valid never hold a held-out pair; valid's chains
+    are new (not in train) so that selection does not reward recall; the test tiers are
+    seen-chain (new instances of train chains), new-chain (chains in neither train nor valid, built
+    only from class pairs adjacent in train) and held-pair (a held-out pair inside)."""
+
+    def __init__(self, seed: int):
+        self.held = holdout_pairs(seed)
+        self.train: dict[tuple, list[Step]] = {}
+        self.train_pairs: set[tuple[str, str]] = set()
+        self.valid: set[tuple] = set()
+
+    def draw(self, rng: random.Random, split: str, tier: str, n_steps: int) -> list[Step] | None:
+        if tier == "seen-chain":
+            return list(rng.choice(self.by_length[n_steps]))
+        steps = sample_chain(rng, n_steps)
+        if steps is None:
+            return None
+        pairs, key = class_pairs(steps), chain_key(steps)
+        if tier == "held-pair":
+            return steps if pairs & self.held else None
+        if pairs & self.held:
+            return None
+        if split == "train":
+            return steps
+        new = key not in self.train and key not in self.valid and pairs <= self.train_pairs
+        return steps if new else None
+
+    def record(self, split: str, steps: list[Step]) -> None:
+        if split == "train":
+            self.train.setdefault(chain_key(steps), steps)
+            self.train_pairs |= class_pairs(steps)
+        elif split == "valid":
+            self.valid.add(chain_key(steps))
+
+    def close_train(self) -> None:
+        self.by_length: dict[int, list[list[Step]]] = {}
+        for key in sorted(self.train):
+            steps = self.train[key]
+            self.by_length.setdefault(len(steps), []).append(steps)
+
+
+def make_problem(rng: random.Random, steps: list[Step], fmt: str, style: str, tier: str) -> dict | None:
     tests = build_tests(rng, steps)
     if tests is None:
         return None
     public, hidden = tests
     fn_name = rng.choice(FUNCTION_NAMES) if fmt == "call" else None
-    return Problem(
-        id="", question=question_text(rng, steps, fmt, fn_name or "", public),
-        solutions=[solution(steps, fmt, fn_name or "", "short"), solution(steps, fmt, fn_name or "", "loop")],
-        starter_code=f"def {fn_name}(a):\n" if fn_name else "", fn_name=fn_name,
-        public_tests=[make_test(fmt, a, o) for a, o in public], hidden_tests=[make_test(fmt, a, o) for a, o in hidden],
-        difficulty=difficulty_of(n_steps), source="synthetic", reference_plan=reference_plan(steps, fmt))
+    return {"id": "", "question": question_text(rng, steps, fmt, fn_name or "", style, public),
+            "solutions": [solution(steps, fmt, fn_name or "", "short"), solution(steps, fmt, fn_name or "", "loop")],
+            "starter_code": f"def {fn_name}(a):\n" if fn_name else "", "fn_name": fn_name,
+            "public_tests": [make_test(fmt, a, o) for a, o in public], "hidden_tests": [make_test(fmt, a, o) for a, o in hidden],
+            "difficulty": difficulty_of(len(steps)), "source": "synthetic", "reference_plan": reference_plan(steps, fmt),
+            "tier": tier, "style": style}
 
 
-def generate(seed: int = 0, sizes: tuple[int, int, int] = (20000, 500, 200), progress: bool = False) -> dict[str, list[Problem]]:
-    """The train / valid / test splits; the same seed and sizes always give the same problems."""
+def split_plan(split: str, size: int) -> list[tuple[str, int, int]]:
+    """(tier, problems, fewest steps) per part of a split. A one-step chain has no pair and every
+    one-step chain occurs in train, so new-chain and held-pair introductory problems have 2 steps;
+    valid follows new-chain."""
+    if split == "train":
+        return [("", size, 1)]
+    if split == "valid":
+        return [("", size, 2)]
+    return [(tier, size // len(TIERS) + (i < size % len(TIERS)), 1 if tier == "seen-chain" else 2)
+            for i, tier in enumerate(TIERS)]
+
+
+def generate(seed: int = 0, sizes: tuple[int, int, int] = DEFAULT_SIZES, progress: bool = False) -> dict[str, list[dict]]:
+    """The train / valid / test splits as problem records (data.Problem.to_dict() layout); the
+    same seed and sizes always give the same problems."""
     if len(sizes) != 3 or any(n < 0 for n in sizes):
         raise SyntheticError(f"synthetic: sizes must be three counts >= 0 (train, valid, test), got {sizes!r}")
-    holdout = Holdout(seed)
+    chains = Chains(seed)
     seen_questions: set[str] = set()
-    splits: dict[str, list[Problem]] = {}
+    splits: dict[str, list[dict]] = {}
     for split, size in zip(SPLITS, sizes):
         rng = random.Random(f"synthetic/{seed}/{split}")
-        problems: list[Problem] = []
+        problems: list[dict] = []
         start = time.time()
-        for i, n_steps in enumerate(step_counts(size)):
-            fmt = "stdio" if i % 2 == 0 else "call"
-            for _ in range(10_000):
-                problem = make_problem(rng, split, n_steps, fmt, holdout)
-                if problem is not None and problem.question not in seen_questions:
-                    break
-            else:
-                raise SyntheticError(f"synthetic: could not find a new {split} problem with {n_steps} steps; sizes {sizes} too large")
-            seen_questions.add(problem.question)
-            problems.append(problem)
-            if progress and ((i + 1) % 5000 == 0 or i + 1 == size):
-                rate = (i + 1) / max(time.time() - start, 1e-9)
-                print(f"synthetic {split}: {i + 1}/{size} problems, {rate:.0f}/s, ETA {(size - i - 1) / rate:.0f}s", file=sys.stderr)
+        for tier, count, min_steps in split_plan(split, size):
+            for n_steps, fmt, style in slots(rng, count, min_steps):
+                for _ in range(20_000):
+                    steps = chains.draw(rng, split, tier, n_steps)
+                    problem = steps and make_problem(rng, steps, fmt, style, tier)
+                    if problem and problem["question"] not in seen_questions:
+                        break
+                else:
+                    raise SyntheticError(f"synthetic: could not find a new {split} {tier or 'problem'} with {n_steps} steps; "
+                                         f"sizes {sizes} too large")
+                seen_questions.add(problem["question"])
+                chains.record(split, steps)
+                problems.append(problem)
+                if progress and (len(problems) % 5000 == 0 or len(problems) == size):
+                    rate = len(problems) / max(time.time() - start, 1e-9)
+                    print(f"synthetic {split}: {len(problems)}/{size} problems, {rate:.0f}/s, "
+                          f"ETA {(size - len(problems)) / rate:.0f}s", file=sys.stderr)
+        if split == "train":
+            chains.close_train()
         rng.shuffle(problems)
         for i, problem in enumerate(problems):
-            problem.id = f"synthetic/{split}/{i}"
+            problem["id"] = f"synthetic/{split}/{i}"
         splits[split] = problems
     return splits
+
+
+def source_digest() -> str:
+    """Digest of this file: data.py keys its cache by it, so a changed generator never serves
+    problems it would no longer make."""
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+
+
+def splits_digest(splits: dict[str, list[dict]]) -> str:
+    """Digest of generated splits, as canonical JSON: DEFAULT_DIGEST pins the default benchmark."""
+    return hashlib.sha256(json.dumps(splits, sort_keys=True).encode()).hexdigest()
 
 # ----------------------------------------------------------------------------- command line
 
 
-def show(problem: Problem) -> None:
-    print(f"=== {problem.id} ({problem.difficulty}, {'call ' + problem.fn_name if problem.fn_name else 'stdio'}, "
-          f"{len(problem.public_tests)} public / {len(problem.hidden_tests)} hidden tests)")
-    print(problem.question)
-    for name, code in zip(("compact", "loops"), problem.solutions):
+def show(problem: dict) -> None:
+    print(f"=== {problem['id']} ({problem['difficulty']}, {problem['style']} style"
+          f"{', ' + problem['tier'] if problem['tier'] else ''}, {'call ' + problem['fn_name'] if problem['fn_name'] else 'stdio'}, "
+          f"{len(problem['public_tests'])} public / {len(problem['hidden_tests'])} hidden tests)")
+    print(problem["question"])
+    for name, code in zip(("compact", "loops"), problem["solutions"]):
         print(f"--- solution ({name})\n{code}", end="")
-    print(f"--- reference plan\n{problem.reference_plan}\n")
+    print(f"--- reference plan\n{problem['reference_plan']}\n")
 
 
-def print_stats(splits: dict[str, list[Problem]], seconds: float) -> None:
+def print_stats(splits: dict[str, list[dict]], seconds: float) -> None:
     n_phrasings = sum(len(p.nouns) + len(p.verbs) for p in PRIMITIVES)
     print(f"generated {sum(map(len, splits.values()))} problems in {seconds:.1f}s; {len(PRIMITIVES)} primitives, "
           f"{n_phrasings} statement phrasings (min {min(len(p.nouns) + len(p.verbs) for p in PRIMITIVES)} per primitive)")
     for split, problems in splits.items():
-        by_fmt = sum(p.fn_name is None for p in problems)
-        print(f"\n{split}: {len(problems)} problems, {by_fmt} stdio / {len(problems) - by_fmt} call-based")
-        print(f"  {'difficulty':<13}{'count':>6}  {'question words mean/max':>24}  {'chars mean/max':>15}  "
-              f"{'solution[0] chars':>18}  {'solution[1] chars':>18}  {'plan words':>11}")
-        for name, _, _ in DIFFICULTY_SHARES:
-            group = [p for p in problems if p.difficulty == name]
+        by_fmt = sum(p["fn_name"] is None for p in problems)
+        by_style = sum(p["style"] == "goal" for p in problems)
+        print(f"\n{split}: {len(problems)} problems, {by_fmt} stdio / {len(problems) - by_fmt} call-based, "
+              f"{by_style} goal / {len(problems) - by_style} steps style")
+        groups = [(name, [p for p in problems if p["difficulty"] == name]) for name, _, _ in DIFFICULTY_SHARES]
+        groups += [(tier, [p for p in problems if p["tier"] == tier]) for tier in TIERS]
+        print(f"  {'group':<13}{'count':>6}  {'question words mean/max':>24}  {'chars mean/max':>15}  "
+              f"{'solution[0] chars':>18}  {'plan words':>11}")
+        for name, group in groups:
             if not group:
                 continue
 
             def mean_max(values: list[int]) -> str:
                 return f"{sum(values) / len(values):.0f}/{max(values)}"
-            print(f"  {name:<13}{len(group):>6}  {mean_max([len(p.question.split()) for p in group]):>24}  "
-                  f"{mean_max([len(p.question) for p in group]):>15}  {mean_max([len(p.solutions[0]) for p in group]):>18}  "
-                  f"{mean_max([len(p.solutions[1]) for p in group]):>18}  {mean_max([len(p.reference_plan.split()) for p in group]):>11}")
+            print(f"  {name:<13}{len(group):>6}  {mean_max([len(p['question'].split()) for p in group]):>24}  "
+                  f"{mean_max([len(p['question']) for p in group]):>15}  {mean_max([len(p['solutions'][0]) for p in group]):>18}  "
+                  f"{mean_max([len(p['reference_plan'].split()) for p in group]):>11}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=0, help="generator seed; the same seed always gives the same splits")
-    parser.add_argument("--sizes", type=int, nargs=3, default=(20000, 500, 200), metavar=("TRAIN", "VALID", "TEST"),
-                        help="number of problems in the train, valid and test splits")
+    parser.add_argument("--sizes", type=int, nargs=3, default=DEFAULT_SIZES, metavar=("TRAIN", "VALID", "TEST"),
+                        help="number of problems in the train, valid and test splits (test: split evenly over the three tiers)")
     parser.add_argument("--split", choices=SPLITS, default="train", help="split that --show prints from")
     parser.add_argument("--show", type=int, default=0, metavar="N", help="print the first N problems of --split readably")
-    parser.add_argument("--stats", action="store_true", help="print counts, generation time and lengths per difficulty (the default when --show is not given)")
+    parser.add_argument("--stats", action="store_true", help="print counts, generation time and lengths per difficulty and tier (the default when --show is not given)")
     args = parser.parse_args()
     try:
         start = time.time()

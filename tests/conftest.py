@@ -29,6 +29,6 @@ def spec(tmp_path_factory) -> str:
     """A 200/20/20 synthetic benchmark as a `synthetic:PATH` data spec."""
     path = tmp_path_factory.mktemp("synthetic") / "synthetic-small.jsonl"
     splits = synthetic.generate(0, (200, 20, 20))
-    path.write_text("".join(json.dumps({"split": s, **p.to_dict()}) + "\n" for s in ("train", "valid", "test")
+    path.write_text("".join(json.dumps({"split": s, **p}) + "\n" for s in ("train", "valid", "test")
                             for p in splits[s]))
     return f"synthetic:{path}"

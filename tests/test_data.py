@@ -274,16 +274,17 @@ def test_synthetic_generates_once_and_caches(tmp_path, monkeypatch):
     monkeypatch.setenv("CODEPLAN_DATA", str(tmp_path))
     calls = []
 
-    def generate(seed=0, sizes=(20000, 500, 200)):
+    def generate(seed, sizes):
         calls.append((seed, sizes))
         make = lambda s, i: Problem(id=f"{s}-{i}", question="q", solutions=["print(1)"], public_tests=[Test("stdio", "", "1\n")],
                                     hidden_tests=[Test("call", [[1, 2]], [2, 1])], difficulty="interview",
-                                    source="synthetic", reference_plan="1. Print one.")
+                                    source="synthetic", reference_plan="1. Print one.").to_dict()
         return {s: [make(s, i) for i in range(n)] for s, n in zip(("train", "valid", "test"), (3, 2, 1))}
 
-    monkeypatch.setitem(sys.modules, "synthetic", types.SimpleNamespace(VERSION=7, generate=generate))
+    monkeypatch.setitem(sys.modules, "synthetic", types.SimpleNamespace(DEFAULT_SIZES=(9, 8, 7), generate=generate,
+                                                                        source_digest=lambda: "d1"))
     assert [p.id for p in data.load_problems("synthetic", "valid")] == ["valid-0", "valid-1"]
-    cached = tmp_path / "synthetic-0-20000x500x200-v7.jsonl"
+    cached = tmp_path / "synthetic-0-9x8x7-d1.jsonl"
     assert cached.exists() and len(data.load_problems("synthetic")) == 6 and len(calls) == 1
     test = data.load_problems(f"synthetic:{cached}", "test")
     assert test[0].hidden_tests == [Test("call", [[1, 2]], [2, 1])] and test[0].reference_plan == "1. Print one."

@@ -392,10 +392,9 @@ runpy.run_path(script, run_name="__main__")
 def tiered_spec(tmp_path_factory) -> str:
     """A small synthetic benchmark whose test problems carry tiers."""
     path = tmp_path_factory.mktemp("tiered") / "synthetic-tiered.jsonl"
-    splits = synthetic.generate(0, (200, 20, 20))
-    for i, p in enumerate(splits["test"]):
-        p.tier = ("seen-chain", "held-pair")[i % 2]
-    path.write_text("".join(json.dumps({"split": s, **p.to_dict()}) + "\n" for s in ("train", "valid", "test") for p in splits[s]))
+    splits = synthetic.generate(0, (200, 20, 21))   # 7 test problems per tier
+    assert all(p["tier"] for p in splits["test"])
+    path.write_text("".join(json.dumps({"split": s, **p}) + "\n" for s in ("train", "valid", "test") for p in splits[s]))
     return f"synthetic:{path}"
 
 
@@ -404,7 +403,7 @@ def test_main_end_to_end_and_report_only_rebuilds_the_same_tables(tiered_spec, t
     wrapper.write_text(WRAPPER.format(root=str(ROOT), micro=MICRO))
     monkeypatch.setattr(reproduce, "PYTHON", [sys.executable, str(wrapper)])
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    argv = ["--quick", "--seeds", "1", "--steps", "2", "--problems", "2", "--curve-every", "1", "--arms", "ft,codeplan",
+    argv = ["--quick", "--seeds", "1", "--steps", "2", "--problems", "3", "--curve-every", "1", "--arms", "ft,codeplan",
             "--decodings", "direct,n4,ref-plans,corrupted-plans", "--data", tiered_spec, "--vocab-size", "400",
             "--bootstrap", "200", "--jobs", "2", "--out", str(tmp_path / "results"),
             "--train-args", "--max-source-len 128 --max-target-len 32 --eval-examples 4 --warmup 1 --device cpu",
@@ -431,7 +430,7 @@ def test_main_end_to_end_and_report_only_rebuilds_the_same_tables(tiered_spec, t
     assert {(r["arm"], r["decoding"], r["step"]) for r in results["runs"]} == {
         ("ft", "direct", 2), ("ft", "direct", 1), ("codeplan", "direct", 2), ("codeplan", "direct", 1),
         ("codeplan", "n4", 2), ("codeplan", "ref-plans", 2), ("codeplan", "corrupted-plans", 2)}
-    assert all(set(r["outcomes"]) == set(results["problems"]) and len(r["outcomes"]) == 2 for r in results["runs"])
+    assert all(set(r["outcomes"]) == set(results["problems"]) and len(r["outcomes"]) == 3 for r in results["runs"])
     # one tokenizer for both arms, and the step checkpoints the curves were scored from
     tokenizer = (root / "inputs" / "tokenizer-400.model").read_bytes()
     for arm in ("ft", "codeplan"):

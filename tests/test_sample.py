@@ -421,8 +421,9 @@ def test_public_tests_pick_the_right_program_and_sandbox_rescoring_agrees(checkp
     assert by_name == {"1@3": 100.0, "2@3": 100.0, "pass@1": pytest.approx(100 / 3, abs=0.05),
                        "pass@2": pytest.approx(200 / 3, abs=0.05)}
     assert "4 of 12 samples repeated an earlier program" in printed
-    # difficulty rows in a fixed order after "all"
-    names = list(rows)
+    # difficulty rows in a fixed order after "all", then the synthetic test split's tier rows
+    names = [n for n in rows if not n.startswith("tier ")]
+    assert sum(rows[n][0] for n in rows if n.startswith("tier ")) == 4
     order = ["all", "introductory", "interview", "competition"]
     assert names[0] == "all" and [n for n in names if n in order] == [n for n in order if n in names]
     assert sum(rows[n][0] for n in names if n in order[1:]) == 4
@@ -445,7 +446,8 @@ def test_rank_by_mean_logprob_is_an_option(checkpoint, tmp_path, capsys, spec, m
     def fake(model, tokenizer, sources, head, n=1, **_):
         if head == "plan":       # plan 0: short and likelier in total, plan 1: long and likelier per token
             return [[("PLAN 0", -2.0, 3), ("PLAN 1", -3.0, 40)] for _ in sources]
-        return [[(f"print({1 if 'PLAN 1' in src else 0})", -0.5, 5)] * n for src in sources]
+        # programs no public test accepts, so the ranking falls to the log-probabilities
+        return [[(f"print('no answer {1 if 'PLAN 1' in src else 0}')", -0.5, 5)] * n for src in sources]
     monkeypatch.setattr(codeplan, "generate_texts", fake)
     for by, first in (("logprob", 0), ("mean-logprob", 1)):
         _, out = run_sample(checkpoint, tmp_path / by, capsys, "--n", "2", "--limit", "2", "--rank-by", by)

@@ -1,7 +1,9 @@
-"""The synthetic benchmark: determinism, splits, held-out combinations, tests, and that every
-reference solution passes all its tests when run as a program in the sandbox."""
+"""The synthetic benchmark: determinism, styles, tiers, the fixed flaws of the first generator (format
+tied to step count, aliases through the hold-out, steps the tests cannot see, ambiguous phrasings),
+and that every reference solution passes all its tests when run as a program in the sandbox."""
 from __future__ import annotations
 
+import ast
 import json
 import random
 import subprocess
@@ -14,25 +16,38 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import codeplan  # noqa: E402
+import data  # noqa: E402
+import sample  # noqa: E402
 import sandbox  # noqa: E402
 import synthetic  # noqa: E402
 from data import Problem  # noqa: E402
 
-SIZES = (2000, 100, 100)
+SIZES = (2000, 100, 150)
 STEP_RANGE = {"introductory": (1, 2), "interview": (3, 4), "competition": (5, 6)}
-PLAN_LINE_TO_STEP = {synthetic.fill(p.plan, k): (p.name, k) for p in synthetic.PRIMITIVES for k in (p.params or (None,))}
+STEP_BY_PLAN_LINE = {synthetic.plan_step(p, k): (p, k) for p in synthetic.PRIMITIVES for k in (p.params or (None,))}
 
 
 @pytest.fixture(scope="module")
-def splits() -> dict[str, list[Problem]]:
+def records() -> dict[str, list[dict]]:
     return synthetic.generate(seed=0, sizes=SIZES)
 
 
-def chain_of(problem: Problem) -> list[tuple[str, object]]:
+@pytest.fixture(scope="module")
+def splits(records) -> dict[str, list[Problem]]:
+    # through JSON, as the cache stores them
+    return {s: [Problem.from_dict(json.loads(json.dumps(r))) for r in rows] for s, rows in records.items()}
+
+
+def steps_of(problem: Problem) -> list[synthetic.Step]:
     """The (primitive, parameter) steps, read back from the reference plan (first line reads the
     input, last line prints or returns)."""
     lines = [line.split(". ", 1)[1] for line in problem.reference_plan.split("\n")]
-    return [PLAN_LINE_TO_STEP[line] for line in lines[1:-1]]
+    return [STEP_BY_PLAN_LINE[line] for line in lines[1:-1]]
+
+
+def names_of(problem: Problem) -> list[str]:
+    return [prim.name for prim, _ in steps_of(problem)]
 
 
 def test_primitive_table_is_rich_and_unambiguous():
@@ -42,63 +57,180 @@ def test_primitive_table_is_rich_and_unambiguous():
         assert len(p.nouns) >= 3 and len(p.verbs) >= 2, p.name
         assert all("{x}" in noun for noun in p.nouns), p.name
         assert {p.takes, p.gives} <= {"list", "str", "int"}, p.name
+        assert p.note.endswith("."), p.name
         uses_k = any("{k}" in text for text in (p.short, p.loop, p.plan, *p.nouns, *p.verbs))
         assert uses_k == bool(p.params), p.name
     assert {name for pair in synthetic.POINTLESS_PAIRS for name in pair} <= set(names)
     # each plan line names one step, so a plan determines its program
-    assert len(PLAN_LINE_TO_STEP) == sum(len(p.params or (None,)) for p in synthetic.PRIMITIVES)
+    assert len(STEP_BY_PLAN_LINE) == sum(len(p.params or (None,)) for p in synthetic.PRIMITIVES)
 
 
-def test_same_seed_same_problems_other_seed_differs(splits):
-    again = synthetic.generate(seed=0, sizes=SIZES)
-    assert all([p.to_dict() for p in splits[s]] == [p.to_dict() for p in again[s]] for s in synthetic.SPLITS)
+def test_code_identical_steps_are_one_hold_out_class():
+    """keep_gt 0 was keep_pos, reverse was reverse_chars: the hold-out must not separate the same code."""
+    by_code: dict[str, set[str]] = {}
+    for p in synthetic.PRIMITIVES:
+        for k in p.params or (None,):
+            by_code.setdefault(synthetic.fill(p.short, k), set()).add(synthetic.code_class(p))
+    assert all(len(classes) == 1 for classes in by_code.values()), {c: v for c, v in by_code.items() if len(v) > 1}
+    assert synthetic.code_class(next(p for p in synthetic.PRIMITIVES if p.name == "reverse")) == \
+        synthetic.code_class(next(p for p in synthetic.PRIMITIVES if p.name == "reverse_chars"))
+
+
+def test_same_seed_same_problems_other_seed_differs(records):
+    assert synthetic.generate(seed=0, sizes=SIZES) == records
     other = synthetic.generate(seed=1, sizes=SIZES)
-    assert [p.question for p in other["train"]] != [p.question for p in splits["train"]]
+    assert [p["question"] for p in other["train"]] != [p["question"] for p in records["train"]]
 
 
-def test_counts_ids_difficulty_and_formats(splits):
+def test_default_benchmark_digest_is_the_committed_one():
+    # pins the default benchmark (about 20 s of generation): a change to it must update DEFAULT_DIGEST knowingly
+    assert synthetic.splits_digest(synthetic.generate()) == synthetic.DEFAULT_DIGEST
+
+
+def test_cache_is_keyed_by_the_generator_source(tmp_path, monkeypatch):
+    monkeypatch.setenv("CODEPLAN_DATA", str(tmp_path))
+    first = data.load_synthetic(None, "test", sizes=(300, 20, 30))
+    assert [p.tier for p in first] and len(list(tmp_path.glob("*.jsonl"))) == 1
+    assert synthetic.source_digest() in next(tmp_path.glob("*.jsonl")).name
+    monkeypatch.setattr(synthetic, "source_digest", lambda: "0123456789abcdef")   # as if the generator changed
+    data.load_synthetic(None, "test", sizes=(300, 20, 30))
+    assert len(list(tmp_path.glob("*.jsonl"))) == 2
+
+
+def test_synthetic_does_not_import_data():
+    tree = ast.parse((ROOT / "synthetic.py").read_text())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not imported & {"data", "codeplan", "train", "sample", "teacher"}
+
+
+def test_counts_ids_difficulty_and_steps(splits):
     for split, size in zip(synthetic.SPLITS, SIZES):
         problems = splits[split]
         assert len(problems) == size
         assert [p.id for p in problems] == [f"synthetic/{split}/{i}" for i in range(size)]
-        difficulties = Counter(p.difficulty for p in problems)
-        assert difficulties == {"introductory": round(0.40 * size), "interview": round(0.35 * size),
-                                "competition": size - round(0.40 * size) - round(0.35 * size)}
-        assert sum(p.fn_name is None for p in problems) == size // 2
-        step_counts = Counter(len(chain_of(p)) for p in problems)
-        assert set(step_counts) == {1, 2, 3, 4, 5, 6}
+        assert sum(p.fn_name is None for p in problems) == size // 2 if split == "train" else True
         for p in problems:
             lo, hi = STEP_RANGE[p.difficulty]
-            assert lo <= len(chain_of(p)) <= hi, p.id
+            assert lo <= len(steps_of(p)) <= hi, p.id
             assert p.source == "synthetic" and p.reference_plan and len(p.solutions) == 2
             assert (p.starter_code == f"def {p.fn_name}(a):\n") if p.fn_name else p.starter_code == ""
-    chains = [[name for name, _ in chain_of(p)] for problems in splits.values() for p in problems]
+    assert Counter(len(steps_of(p)) for p in splits["train"]).keys() == {1, 2, 3, 4, 5, 6}
+    chains = [names_of(p) for problems in splits.values() for p in problems]
     assert all(len(set(chain)) == len(chain) for chain in chains)
     assert not any(pair in synthetic.POINTLESS_PAIRS for chain in chains for pair in zip(chain, chain[1:]))
-    used = {name for problems in splits.values() for p in problems for name, _ in chain_of(p)}
+    used = {name for problems in splits.values() for p in problems for name in names_of(p)}
     assert used == {p.name for p in synthetic.PRIMITIVES}
+
+
+def test_format_is_drawn_independently_of_the_step_count(splits):
+    for n_steps in range(1, 7):
+        group = [p for p in splits["train"] if len(steps_of(p)) == n_steps]
+        stdio = sum(p.fn_name is None for p in group) / len(group)
+        assert 0.3 < stdio < 0.7, (n_steps, stdio)
+
+
+def test_styles_goal_in_at_least_half_of_every_difficulty(splits):
+    for split, problems in splits.items():
+        for difficulty in STEP_RANGE:
+            styles = Counter(p.style for p in problems if p.difficulty == difficulty)
+            assert set(styles) == {"goal", "steps"} and styles["goal"] >= styles["steps"], (split, difficulty, styles)
+
+
+def test_goal_statements_do_not_list_the_steps_and_show_a_worked_example(splits):
+    phrases = {synthetic.fill(v, k).lower() for p in synthetic.PRIMITIVES for v in p.verbs for k in (p.params or (None,))}
+    phrases |= {synthetic.fill(n, k).split("{x}")[0].strip().lower() for p in synthetic.PRIMITIVES for n in p.nouns
+                for k in (p.params or (None,)) if not n.startswith("{x}")}
+    goal = [p for problems in splits.values() for p in problems if p.style == "goal"]
+    for p in goal:
+        statement = p.question.split("\n\nInput:")[0].lower()
+        assert not [phrase for phrase in phrases if phrase in statement], p.id
+        assert "worked example: " in statement and statement.count(" -> ") == len(steps_of(p)), p.id
+    steps = [p for p in splits["train"] if p.style == "steps"]
+    assert all("worked example" not in p.question.lower() for p in steps)
+
+
+def test_reference_plan_is_numbered_in_execution_order_and_determines_the_code(splits):
+    for p in (p for problems in splits.values() for p in problems):
+        lines = p.reference_plan.split("\n")
+        assert [line.split(". ", 1)[0] for line in lines] == [str(i) for i in range(1, len(lines) + 1)], p.id
+        fmt = "call" if p.fn_name else "stdio"
+        assert synthetic.solution(steps_of(p), fmt, p.fn_name or "", "short") == p.solutions[0], p.id
+
+
+def test_every_step_changes_some_test_output(splits):
+    """Dropping a step used to leave every output unchanged in many problems (sort before sum)."""
+    for p in (p for problems in splits.values() for p in problems):
+        steps = steps_of(p)
+        if len(steps) == 1:
+            continue
+        tests = p.public_tests + p.hidden_tests
+        args = [t.input[0] if t.kind == "call" else t.input for t in tests]
+        for i in range(len(steps)):
+            shorter = steps[:i] + steps[i + 1:]
+            try:
+                if p.fn_name:
+                    unchanged = all(synthetic.run_chain(shorter, a) == t.output for a, t in zip(args, tests))
+                else:
+                    read = (lambda a: a.rstrip("\n")) if steps[0][0].takes == "str" else (lambda a: [int(x) for x in a.split()])
+                    unchanged = all(synthetic.stdin_text(synthetic.run_chain(shorter, read(a))) == t.output
+                                    for a, t in zip(args, tests))
+            except (TypeError, AttributeError):
+                unchanged = False
+            assert not unchanged, (p.id, i)
+
+
+def test_nested_phrasings_read_one_way():
+    """"the squares of the list with only the values above 0 kept" was both keep-then-square and
+    square-then-keep: no phrase may name two orders of the same two steps."""
+    rng = random.Random(0)
+    for p in synthetic.PRIMITIVES:
+        for q in synthetic.PRIMITIVES:
+            if p is q or p.takes != p.gives or q.takes != q.gives or p.takes != q.takes:
+                continue
+            k_p, k_q = (p.params or (None,))[0], (q.params or (None,))[0]
+            forward = {synthetic.nested(rng, [(p, k_p), (q, k_q)], "the list") for _ in range(12)}
+            backward = {synthetic.nested(rng, [(q, k_q), (p, k_p)], "the list") for _ in range(12)}
+            assert not (forward & backward) - {None}, (p.name, q.name, forward & backward)
+
+
+def test_tiers_are_named_sized_and_built_as_described(splits):
+    assert {p.tier for p in splits["train"] + splits["valid"]} == {""}
+    tiers = Counter(p.tier for p in splits["test"])
+    assert tiers == {tier: SIZES[2] // 3 for tier in synthetic.TIERS}
+    held = synthetic.holdout_pairs(0)
+    assert held and synthetic.holdout_pairs(1) != held
+
+    def key(p):
+        return synthetic.chain_key(steps_of(p))
+
+    def pairs(p):
+        return synthetic.class_pairs(steps_of(p))
+
+    train_keys = {key(p) for p in splits["train"]}
+    train_pairs = set().union(*(pairs(p) for p in splits["train"]))
+    valid_keys = {key(p) for p in splits["valid"]}
+    assert not train_pairs & held and not any(pairs(p) & held for p in splits["valid"])
+    assert not valid_keys & train_keys
+    for p in splits["test"]:
+        assert key(p) not in valid_keys, p.id
+        if p.tier == "seen-chain":
+            assert key(p) in train_keys, p.id
+        elif p.tier == "new-chain":
+            assert key(p) not in train_keys and pairs(p) <= train_pairs and not pairs(p) & held, p.id
+        else:
+            assert pairs(p) & held, p.id
+
+
+def test_unseen_tiers_share_no_code_with_train(splits):
+    """test/44 used to be byte-identical to train/7181 through an alias."""
+    train_code = {p.solutions[0] for p in splits["train"]}
+    assert not [p.id for p in splits["test"] if p.tier != "seen-chain" and p.solutions[0] in train_code]
 
 
 def test_no_question_text_shared_within_or_across_splits(splits):
     texts = [p.question for problems in splits.values() for p in problems]
     assert len(set(texts)) == len(texts)
-
-
-def test_test_split_holds_combinations_never_seen_in_train(splits):
-    holdout = synthetic.Holdout(0)
-
-    def held(p: Problem) -> bool:
-        chain, fmt = chain_of(p), "call" if p.fn_name else "stdio"
-        if len(chain) == 1:
-            return (chain[0][0], chain[0][1], fmt) in holdout.singles
-        return any((a, b) in holdout.pairs for (a, _), (b, _) in zip(chain, chain[1:]))
-
-    assert holdout.pairs and holdout.singles
-    assert not any(held(p) for p in splits["train"] + splits["valid"])
-    assert all(held(p) for p in splits["test"])
-    train_pairs = {(a, b) for p in splits["train"] for (a, _), (b, _) in zip(chain_of(p), chain_of(p)[1:])}
-    assert train_pairs.isdisjoint(holdout.pairs)
-    assert synthetic.Holdout(1).pairs != holdout.pairs
 
 
 def test_hidden_tests_are_many_distinct_and_cover_edge_cases(splits):
@@ -110,7 +242,7 @@ def test_hidden_tests_are_many_distinct_and_cover_edge_cases(splits):
         assert kinds == ({"call"} if p.fn_name else {"stdio"}), p.id
         args = [t.input[0] if t.kind == "call" else t.input.rstrip("\n") for t in p.hidden_tests]
         assert any(a in ([], "") for a in args), p.id   # empty input
-        if "list" in p.reference_plan.split("\n")[0]:
+        if steps_of(p)[0][0].takes == "list":
             values = [a if t.kind == "call" else [int(v) for v in a.split()] for a, t in zip(args, p.hidden_tests)]
             assert any(len(v) == 1 for v in values), p.id
             assert any(len(v) > len(set(v)) for v in values), p.id
@@ -127,10 +259,10 @@ def test_statement_shows_the_public_examples_and_a_format_section(splits):
                 assert f"{p.fn_name}({t.input[0]!r}) returns {t.output!r}" in p.question, p.id
 
 
-def test_statements_are_not_always_in_execution_order(splits):
-    multi = [p for p in splits["train"] if len(chain_of(p)) > 1]
+def test_step_statements_are_not_always_in_execution_order(splits):
+    multi = [p for p in splits["train"] if len(steps_of(p)) > 1 and p.style == "steps"]
     in_order = sum(" First " in p.question for p in multi)
-    assert 0.2 * len(multi) < in_order < 0.8 * len(multi)
+    assert 0.2 * len(multi) < in_order < 0.9 * len(multi)
 
 
 def test_step_counts_follow_the_difficulty_shares():
@@ -142,8 +274,7 @@ def test_every_reference_solution_passes_all_its_tests(splits):
     rng = random.Random(0)
     jobs, labels = [], []
     for split in synthetic.SPLITS:
-        for p in rng.sample(splits[split], 40):
-            p = Problem.from_dict(json.loads(json.dumps(p.to_dict())))   # as the cache stores it
+        for p in rng.sample(splits[split], 30):
             for style, code in zip(("compact", "loops"), p.solutions):
                 for which in ("public", "hidden"):
                     jobs.append((p, code, which))
@@ -161,7 +292,19 @@ def test_solution_styles_differ_and_are_short(splits):
     for p in splits["train"][:500]:
         compact, loops = p.solutions
         assert compact != loops, p.id
-        assert compact.count("\n") <= len(chain_of(p)) + 4, p.id
+        assert compact.count("\n") <= len(steps_of(p)) + 4, p.id
+
+
+def test_reports_group_by_tier_and_sample_takes_a_fixed_subset_per_tier(splits):
+    problems = splits["test"]
+    subset = sample.first_per_tier(problems, 10)
+    assert Counter(p.tier for p in subset) == {tier: 10 for tier in synthetic.TIERS}
+    assert subset == [p for p in problems if p in subset] and subset[0] is problems[0]
+    candidates = [[codeplan.Candidate(code="", logprob=0.0, passed=p.tier == "seen-chain")] for p in subset]
+    report = codeplan.pass_at_k_report(subset, candidates, [1])
+    assert report["tier seen-chain"]["problems"] == 10 and report["tier seen-chain"]["1@1"] == 1.0
+    assert report["tier new-chain"]["1@1"] == 0.0 and report["all"]["problems"] == 30
+    assert report["all"]["pass@1"] == pytest.approx(1 / 3)
 
 
 def test_bad_sizes_fail_with_one_clear_message():
