@@ -8,12 +8,15 @@ Non-finite weights are also refused at save time, so a diverged run never overwr
 
     checkpoint.save(path, {"model": model.state_dict(), "model_config": asdict(config), ...})
     state = checkpoint.load(path, device)      # raises model.CheckpointError
+    checkpoint.restore_rng(state["rng"])       # a resumed run draws what the uninterrupted one would
 """
 from __future__ import annotations
 
 import pickle
+import random
 from pathlib import Path
 
+import numpy as np
 import torch
 
 import data
@@ -69,3 +72,19 @@ def load(path: Path, device: torch.device | str = "cpu") -> dict:
     if bad:
         raise CheckpointError(f"{path}: non-finite weights in {describe(bad)}; the run that wrote it diverged")
     return state
+
+
+def rng_state() -> dict:
+    """Every random generator training draws from (dropout, plan choice, data order), as plain values."""
+    kind, keys, position, has_gauss, gauss = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "python": random.getstate(), "numpy": [kind, keys.tolist(), position, has_gauss, gauss]}
+
+
+def restore_rng(rng: dict) -> None:
+    torch.set_rng_state(rng["torch"])
+    if rng["cuda"]:
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    random.setstate(rng["python"])
+    kind, keys, position, has_gauss, gauss = rng["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), position, has_gauss, gauss))

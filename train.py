@@ -20,28 +20,28 @@ import argparse
 import contextlib
 import json
 import math
-import os
 import random
 import signal
 import sys
+import threading
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 
 import batching
 import checkpoint
 import codeplan
 import data
+import ddp
+import flops
 import model as model_lib
 import pretrained
 import teacher
-
-# Peak dense bf16 FLOP/s of cards we can name, for MFU; other devices report no MFU.
-PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12}
+from ddp import close_distributed
+from flops import example_flops  # noqa: F401  (tests check train.example_flops, the count behind MFU)
 
 # Defaults that depend on where the run trains: the preset, and a budget that fits there.
 # cpu: measured on a 2-core VM (README): the main command trains and samples within 15 minutes.
@@ -186,8 +186,7 @@ def load_plans(cfg: TrainConfig, problems: list[data.Problem], run_dir: Path, is
         path = run_dir / "plans.jsonl"
         if is_main and not path.exists():
             teacher.write_reference_plans(problems, path, "train")
-        if dist.is_initialized():
-            dist.barrier()
+        ddp.barrier()
     return teacher.read_plans(path, problems)   # refuses plans made for other problems (e.g. the test split)
 
 
@@ -214,8 +213,7 @@ def prepare(cfg: TrainConfig, run_dir: Path, is_main: bool):
         data.write_atomic(tok_path, given)
     elif is_main and not tok_path.exists():
         data.Tokenizer.train(tokenizer_corpus(train_problems, plans), str(tok_path), cfg.vocab_size)
-    if dist.is_initialized():
-        dist.barrier()
+    ddp.barrier()
     tokenizer = pretrained.load_tokenizer(tok_path)
     train = codeplan.make_examples(train_problems, plans, cfg.solutions)
     valid = codeplan.make_examples(valid_problems, valid_plans, cfg.solutions)
@@ -304,31 +302,7 @@ def valid_losses(model, tokenizer, valid, cfg: TrainConfig, device, autocast) ->
     return {f"valid_{k}": sums[k] / counts[k] for k in sums if counts[k]}
 
 
-# ----------------------------------------------------------------------------- checkpoints
-
-def save_checkpoint(path: Path, raw_model, optimizer, scaler, step: int, best: float, cfg: TrainConfig,
-                    tokenizer_path: Path, progress: dict) -> None:
-    """progress: the counters a resumed run continues (skipped steps, examples, FLOPs, seconds)."""
-    kind, keys, position, has_gauss, gauss = np.random.get_state()
-    state = {
-        "model": raw_model.state_dict(), "model_config": asdict(raw_model.config),
-        "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-        "step": step, "best_valid_code": best, "config": asdict(cfg), "progress": progress,
-        "tokenizer": pretrained.tokenizer_snapshot(tokenizer_path),
-        "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                "python": random.getstate(), "numpy": [kind, keys.tolist(), position, has_gauss, gauss]},
-    }
-    checkpoint.save(path, state)
-
-
-def restore_rng(rng: dict) -> None:
-    torch.set_rng_state(rng["torch"])
-    if rng["cuda"]:
-        torch.cuda.set_rng_state_all(rng["cuda"])
-    random.setstate(rng["python"])
-    kind, keys, position, has_gauss, gauss = rng["numpy"]
-    np.random.set_state((kind, np.array(keys, dtype=np.uint32), position, has_gauss, gauss))
-
+# ----------------------------------------------------------------------------- resume and schedule
 
 # the flags that define a run; the others (--stop-after, intervals, --device, ...) may change on resume
 RUN_FIELDS = ("lam", "plan_in_code", "data", "plans", "solutions", "preset", "init", "vocab_size", "steps", "batch_size",
@@ -368,19 +342,6 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 # ----------------------------------------------------------------------------- setup
 
-def setup_device(cfg: TrainConfig) -> tuple[torch.device, int, int]:
-    """Device, rank and world size; under torchrun, one process per rank (gloo on CPU, nccl on CUDA)."""
-    device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    rank, world = 0, 1
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-        rank, world = dist.get_rank(), dist.get_world_size()
-        if device.startswith("cuda"):
-            device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-            torch.cuda.set_device(device)
-    return torch.device(device), rank, world
-
-
 def autocast_for(cfg: TrainConfig, device: torch.device):
     amp = cfg.amp if cfg.amp != "auto" else ("bf16" if device.type == "cuda" else "off")
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
@@ -414,106 +375,86 @@ def final_pass1(raw_model, tokenizer, problems, cfg: TrainConfig) -> dict:
     return result
 
 
-# ----------------------------------------------------------------------------- work, logs and shutdown
+# ----------------------------------------------------------------------------- the run and its loop
 
 TASKS = ("code", "plan")
 WORK = ("code_examples", "plan_examples", "tokens", "flops")
 
 
-def example_flops(c: model_lib.ModelConfig, source: int, target: int) -> float:
-    """Training FLOPs (forward + backward) of one example: `source` tokens through the encoder,
-    `target` tokens through the decoder. Counted from the matrix products, 2 FLOPs per multiply-add;
-    norms, softmax and embedding lookups are left out (small). With d = d_model, a = heads * d_kv,
-    f = d_ff, L_e / L_d encoder / decoder layers, S / T source / target tokens, V the vocabulary,
-    multiply-adds of one forward pass:
-        encoder, per layer: S * (4*d*a + F) + 2*S*S*a      q, k, v, o and feed-forward; scores and mix
-        decoder, per layer: T * (4*d*a + F) + 2*T*T*a      self-attention as above (full T x T, masked)
-                          + 2*d*a*T + 2*d*a*S + 2*T*S*a    cross-attention: q and o on T, k and v on S; scores and mix
-        head:               T * d * V
-    with F = 2*d*f (relu) or 3*d*f (gated-gelu). forward = 2 * multiply-adds; backward = 2 * forward.
-    Pads are not counted: this is the work the batch needs, not what padding adds."""
-    d, a = c.d_model, c.num_heads * c.d_kv
-    ff = (3 if c.feed_forward == "gated-gelu" else 2) * d * c.d_ff
-    encoder = c.num_layers * (source * (4 * d * a + ff) + 2 * source * source * a)
-    decoder = c.num_decoder_layers * (target * (4 * d * a + ff) + 2 * target * target * a
-                                      + 2 * d * a * (target + source) + 2 * target * source * a)
-    return 3 * 2 * (encoder + decoder + target * d * c.vocab_size)
-
-
-def batch_work(pairs: dict, config: model_lib.ModelConfig) -> dict:
-    """What one micro-batch trains on: examples of each task, tokens (source + target), FLOPs."""
-    every = [pair for task in TASKS for pair in pairs[task]]
-    return {"code_examples": len(pairs["code"]), "plan_examples": len(pairs["plan"]),
-            "tokens": sum(len(s) + len(t) for s, t in every),
-            "flops": sum(example_flops(config, len(s), len(t)) for s, t in every)}
-
-
-def global_batch(parts: dict, work: dict, world: int, device) -> tuple[dict[str, float], dict]:
-    """The loss of each task over the global batch (the mean over the ranks that had it; logged,
-    not rank 0's shard) and the work summed over the ranks, in one all-reduce."""
-    if world == 1:
-        return {t: float(v) for t, v in parts.items()}, work
-    values = [float(parts[t]) if t in parts else 0.0 for t in TASKS] + [float(t in parts) for t in TASKS] + list(work.values())
-    total = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(total)
-    total = total.tolist()
-    losses = {t: total[i] / total[len(TASKS) + i] for i, t in enumerate(TASKS) if total[len(TASKS) + i] > 0}
-    return losses, dict(zip(work, total[2 * len(TASKS):]))
-
-
 def new_window() -> dict:
+    """What the steps since the last log line did; log_step averages it and starts a new one."""
     return {"tokens": 0, "flops": 0.0, "time": time.time(), "code": [], "plan": [], "skipped": 0}
 
 
-def log_window(window: dict, step: int, end: int, lr: float, grad_norm: float, cfg: TrainConfig, device, world: int,
-               metrics_path: Path) -> None:
-    """One training log line (and metrics.jsonl record) for the steps since the last one. Only the
-    losses of trained tasks appear: no plan loss at lambda 0, no code loss at lambda 1."""
-    elapsed = time.time() - window["time"]
-    rec = {"step": step, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": window["tokens"] / elapsed}
-    for task in TASKS:
-        if window[task]:
-            rec[f"loss_{task}"] = sum(window[task]) / len(window[task])
-    rec["loss"] = (1 - cfg.lam) * rec.get("loss_code", 0.0) + cfg.lam * rec.get("loss_plan", 0.0)
-    if window["skipped"]:
-        rec["skipped_steps"] = window["skipped"]
-    peak = next((v for k, v in PEAK_FLOPS.items() if device.type == "cuda" and k in torch.cuda.get_device_name(device)), None)
-    if peak:
-        rec["mfu"] = window["flops"] / elapsed / (world * peak)   # window FLOPs are summed over the ranks
-    steps_per_s = (step % cfg.log_interval or cfg.log_interval) / elapsed
-    rec["eta_s"] = (end - step) / steps_per_s
-    with open(metrics_path, "a") as f:
-        f.write(json.dumps(rec) + "\n")
-    losses = " ".join(f"L_{t} {rec[f'loss_{t}']:.4f}" for t in TASKS if f"loss_{t}" in rec)
-    log(f"step {step}/{cfg.steps} | {losses} total {rec['loss']:.4f} | lr {lr:.2e} | gnorm {grad_norm:.2f} | "
-        f"{rec['tokens_per_s'] / 1e3:.1f}k tok/s" + (f" | MFU {rec['mfu']:.1%}" if "mfu" in rec else "")
-        + (f" | skipped {window['skipped']}" if window["skipped"] else "") + f" | ETA {rec['eta_s'] / 60:.1f} min")
+@dataclass
+class Run:
+    """One run as it trains: setup_run builds it, and each step of train() reads and advances it."""
+    cfg: TrainConfig                 # the resolved flags, as config.json records them
+    device: torch.device
+    rank: int
+    world: int
+    run_dir: Path
+    provenance: dict                 # the commit (and dirty flag) in config.json and summary.json
+    tokenizer: data.Tokenizer
+    valid_ex: list[codeplan.Example]
+    valid_problems: list[data.Problem]
+    raw_model: model_lib.CodePlanModel
+    loss_module: torch.nn.Module     # L = (1 - lambda) L_code + lambda L_plan around the (compiled, DDP) model
+    optimizer: torch.optim.AdamW
+    scaler: torch.amp.GradScaler     # only enabled under fp16
+    autocast: contextlib.AbstractContextManager
+    batches: batching.Prefetcher
+    step: int                        # optimizer steps applied; skipped steps do not count
+    best: float                      # the best valid code loss, saved as best.pt
+    # what summary.json reports over the whole run, resumes included; skipped steps (non-finite) apply no
+    # update and count no examples, but their FLOPs were spent
+    progress: dict
+    end: int                         # where this invocation stops: --steps, or --stop-after
+    interrupted: threading.Event     # set by Ctrl-C
+    previous_handler: object         # the SIGINT handler to give back at the end
+    in_a_row: int = 0                # non-finite steps in a row; --max-nonfinite-steps of them stop the run
+    last_saved: int | None = None    # step of last.pt, named when a diverged run stops
+    truncated: dict = field(default_factory=dict)
+    window: dict = field(default_factory=new_window)
+    seconds_before: float = 0.0      # train_seconds of the runs this one resumes
+    loop_start: float = 0.0          # set as the loop begins: train_seconds counts from here
 
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0   # rank 0 alone logs, evaluates and writes files
 
-def close_distributed(clean: bool = True) -> None:
-    """End the process group on every rank while the interpreter is fully alive.
+    @property
+    def last_path(self) -> Path:
+        return self.run_dir / "last.pt"
 
-    DDP keeps references to the process group, so destroy_process_group does not free gloo's
-    worker threads: they live on to interpreter exit. A rank that left right after its last
-    collective could exit while a worker thread still held that collective's tensors; freeing them
-    then needs the GIL of an interpreter being torn down, which aborts the process ("terminate
-    called without an active exception", SIGABRT). A barrier as the last collective (it holds no
-    Python tensor) makes every rank wait until all are done (rank 0 evaluates and saves last), so
-    no worker holds a tensor at exit. After an error, ranks may not all get here: no barrier then."""
-    if not dist.is_initialized():
-        return
-    if clean:
-        dist.barrier()
-    dist.destroy_process_group()
+    @property
+    def metrics_path(self) -> Path:
+        return self.run_dir / "metrics.jsonl"
 
-
-# ----------------------------------------------------------------------------- training
 
 def train(cfg: TrainConfig) -> dict:
+    """Train to --steps (or --stop-after), stopping early on Ctrl-C or on too many non-finite steps in
+    a row; returns what summary.json holds."""
+    run = setup_run(cfg)
+    stop = diverged = False
+    while run.step < run.end and not stop:
+        applied, lr, grad_norm = optimizer_step(run)   # False: skipped, nothing changed
+        diverged = run.in_a_row >= run.cfg.max_nonfinite_steps
+        # every rank stops after the same step, or one would wait forever in the next all-reduce
+        stop = ddp.any_rank(run.interrupted.is_set() or diverged, run.device)
+        if run.is_main:
+            if applied:
+                log_step(run, lr, grad_norm)
+            evaluate_and_save(run, applied, stop, diverged)   # also on a skipped step that stops the run: last.pt
+    return finish_run(run, stop, diverged)
+
+
+def setup_run(cfg: TrainConfig) -> Run:
+    """The run folder, data, model, optimizer and batches; with --resume, everything as last.pt left it."""
     adopted = {}
     if cfg.resume:
         cfg, adopted = resume_config(cfg, Path(cfg.out) / cfg.name)
-    device, rank, world = setup_device(cfg)
+    device, rank, world = ddp.setup_device(cfg.device)
     cfg = resolve_defaults(cfg, device)
     is_main = rank == 0
     if is_main and adopted:
@@ -522,24 +463,71 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.batch_size % (world * cfg.grad_accum):
         raise SystemExit(f"--batch-size {cfg.batch_size} must divide by world size x --grad-accum = {world * cfg.grad_accum}")
     run_dir = Path(cfg.out) / cfg.name
-    ckpt_path = run_dir / "last.pt"
-    provenance = data.provenance()   # the commit (and dirty flag) in config.json and summary.json
+    provenance = data.provenance()
     if is_main:
-        if run_dir.exists() and not cfg.resume and (ckpt_path.exists() or (run_dir / "metrics.jsonl").exists()):
-            raise SystemExit(f"{run_dir} already holds a run; pass --resume to continue it or --name for a new one")
-        if cfg.resume and not ckpt_path.exists():
-            raise SystemExit(f"--resume: no checkpoint at {ckpt_path}")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        data.write_atomic(run_dir / "config.json", json.dumps({**asdict(cfg), "device": str(device), "world_size": world,
-                                                               **provenance}, indent=2) + "\n")
-    if dist.is_initialized():
-        dist.barrier()
+        open_run_dir(cfg, run_dir, {"device": str(device), "world_size": world, **provenance})
+    ddp.barrier()
 
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     tokenizer, train_ex, valid_ex, valid_problems = prepare(cfg, run_dir, is_main)
-    preset = cfg.preset or f"from {cfg.init}"
+    raw_model = build_model(cfg, tokenizer, device)
+    optimizer = build_optimizer(raw_model, cfg, device)
+    amp, autocast = autocast_for(cfg, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
+    step, best = 0, float("inf")
+    progress = {"skipped_steps": 0, "code_examples_seen": 0, "plan_examples_seen": 0, "train_flops": 0.0, "train_seconds": 0.0}
+    if cfg.resume:
+        state = checkpoint.load(run_dir / "last.pt", device)
+        raw_model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
+        step, best = state["step"], state["best_valid_code"]
+        progress.update(state["progress"])
+        checkpoint.restore_rng(state["rng"])
+        if is_main:
+            log(f"resumed {run_dir / 'last.pt'} at step {step}")
+    if is_main:
+        log(f"{len(train_ex)} train / {len(valid_ex)} valid examples | preset {cfg.preset or f'from {cfg.init}'}, "
+            f"{raw_model.num_parameters() / 1e6:.1f}M parameters | vocab {tokenizer.vocab_size} | {device}, amp {amp}, world {world}")
+    loss_module = codeplan.MultiTaskLoss(torch.compile(raw_model) if cfg.compile else raw_model, cfg.lam)
+    if world > 1:
+        # the plan head gets no gradient at lambda 0 (and the code path none at lambda 1)
+        loss_module = torch.nn.parallel.DistributedDataParallel(loss_module, find_unused_parameters=True)
+    metrics_path = run_dir / "metrics.jsonl"
+    if is_main and cfg.resume and metrics_path.exists():
+        # drop lines a killed run logged after its last checkpoint, so the log reads as one run
+        kept = [l for l in metrics_path.read_text().splitlines() if l.strip() and json.loads(l)["step"] <= step]
+        data.write_atomic(metrics_path, "".join(l + "\n" for l in kept))
+    # Ctrl-C ends the step under way, saves last.pt and exits 130: the run resumes exactly from there
+    interrupted = threading.Event()
+    previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
+
+    cache = {}
+    tokens = batching.TokenCache(tokenizer, tokenizer_path(cfg, run_dir), batching.training_texts(train_ex))
+    # the next steps' batches are built in a background thread while this one trains
+    batches = batching.Prefetcher(lambda s: step_batches(s, train_ex, tokens, cfg, cache, rank, world), tokenizer.pad_id, device)
+    run = Run(cfg, device, rank, world, run_dir, provenance, tokenizer, valid_ex, valid_problems, raw_model, loss_module,
+              optimizer, scaler, autocast, batches, step, best, progress, end=min(cfg.steps, cfg.stop_after or cfg.steps),
+              interrupted=interrupted, previous_handler=previous_handler, last_saved=step if cfg.resume else None,
+              seconds_before=progress["train_seconds"])
+    raw_model.train()
+    run.loop_start = time.time()
+    return run
+
+
+def open_run_dir(cfg: TrainConfig, run_dir: Path, context: dict) -> None:
+    """A new run gets a folder of its own (never another run's) and its config.json; --resume needs last.pt."""
+    if run_dir.exists() and not cfg.resume and ((run_dir / "last.pt").exists() or (run_dir / "metrics.jsonl").exists()):
+        raise SystemExit(f"{run_dir} already holds a run; pass --resume to continue it or --name for a new one")
+    if cfg.resume and not (run_dir / "last.pt").exists():
+        raise SystemExit(f"--resume: no checkpoint at {run_dir / 'last.pt'}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    data.write_atomic(run_dir / "config.json", json.dumps({**asdict(cfg), **context}, indent=2) + "\n")
+
+
+def build_model(cfg: TrainConfig, tokenizer, device: torch.device) -> model_lib.CodePlanModel:
     if cfg.init:
         raw_model = pretrained.init_model(cfg.init, tokenizer, cfg.dropout).to(device)
     else:
@@ -547,145 +535,160 @@ def train(cfg: TrainConfig) -> dict:
                                              pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id)
         raw_model = model_lib.CodePlanModel(mconf).to(device)
     raw_model.gradient_checkpointing(cfg.grad_checkpoint)
-    optimizer = build_optimizer(raw_model, cfg, device)
-    amp, autocast = autocast_for(cfg, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
-    step, best = 0, float("inf")
-    # what summary.json reports over the whole run, resumes included; skipped steps (non-finite) apply no
-    # update and count no examples, but their FLOPs were spent
-    progress = {"skipped_steps": 0, "code_examples_seen": 0, "plan_examples_seen": 0, "train_flops": 0.0, "train_seconds": 0.0}
-    if cfg.resume:
-        state = checkpoint.load(ckpt_path, device)
-        raw_model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        step, best = state["step"], state["best_valid_code"]
-        progress.update(state["progress"])
-        restore_rng(state["rng"])
-        if is_main:
-            log(f"resumed {ckpt_path} at step {step}")
-    if is_main:
-        log(f"{len(train_ex)} train / {len(valid_ex)} valid examples | preset {preset}, "
-            f"{raw_model.num_parameters() / 1e6:.1f}M parameters | vocab {tokenizer.vocab_size} | {device}, amp {amp}, world {world}")
-    loss_module = codeplan.MultiTaskLoss(torch.compile(raw_model) if cfg.compile else raw_model, cfg.lam)
-    if world > 1:
-        # the plan head gets no gradient at lambda 0 (and the code path none at lambda 1)
-        loss_module = torch.nn.parallel.DistributedDataParallel(loss_module, find_unused_parameters=True)
+    return raw_model
 
-    metrics_path = run_dir / "metrics.jsonl"
-    if is_main and cfg.resume and metrics_path.exists():
-        # drop lines a killed run logged after its last checkpoint, so the log reads as one run
-        kept = [l for l in metrics_path.read_text().splitlines() if l.strip() and json.loads(l)["step"] <= step]
-        data.write_atomic(metrics_path, "".join(l + "\n" for l in kept))
-    interrupted = {"flag": False}
-    previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.update(flag=True))
 
-    cache, trunc, end = {}, {}, min(cfg.steps, cfg.stop_after or cfg.steps)
-    tokens = batching.TokenCache(tokenizer, tokenizer_path(cfg, run_dir), batching.training_texts(train_ex))
-    # the next steps' batches are built in a background thread while this one trains
-    batches = batching.Prefetcher(lambda s: step_batches(s, train_ex, tokens, cfg, cache, rank, world), tokenizer.pad_id, device)
-    window = new_window()
-    raw_model.train()
-    stop, diverged, in_a_row, last_saved = False, False, 0, step if cfg.resume else None
-    loop_start, seconds_before = time.time(), progress["train_seconds"]
-    while step < end and not stop:
-        lr = lr_at(step, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        # skipped steps move the data on too, so that a batch that gave a non-finite loss is not drawn again
-        micro, cut = batches.get(step + progress["skipped_steps"])
-        trunc.update({k: trunc.get(k, 0) + v for k, v in cut.items()})
-        losses, work = {task: [] for task in TASKS}, dict.fromkeys(WORK, 0.0)
-        for i, (pairs, batch) in enumerate(micro):
-            sync = world == 1 or i == len(micro) - 1
-            with (contextlib.nullcontext() if sync else loss_module.no_sync()), autocast:
-                loss, parts = loss_module(batch)
-                scaler.scale(loss / cfg.grad_accum).backward()
-            parts, done = global_batch(parts, batch_work(pairs, raw_model.config), world, device)
-            for task, value in parts.items():
-                losses[task].append(value)
-            for k, v in done.items():
-                work[k] += v
-        # every rank decides alike: the losses are global-batch means, the gradient norm is of the averaged gradients
-        finite = all(math.isfinite(v) for values in losses.values() for v in values)
-        if finite:
-            scaler.unscale_(optimizer)
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(raw_model.parameters(), cfg.clip if cfg.clip > 0 else float("inf")))
-        # under fp16 an overflowing gradient is the GradScaler's to handle: it skips that step and lowers its scale
-        applied = finite and (math.isfinite(grad_norm) or scaler.is_enabled())
-        if applied:
-            scaler.step(optimizer)
-            scaler.update()
-            step += 1
-            in_a_row = 0
-            progress["code_examples_seen"] += int(work["code_examples"])
-            progress["plan_examples_seen"] += int(work["plan_examples"])
-            for task in TASKS:
-                window[task] += losses[task]
-        else:
-            # nothing is applied: the weights, the optimizer, the learning-rate schedule and the GradScaler stay as they were
-            progress["skipped_steps"] += 1
-            window["skipped"] += 1
-            in_a_row += 1
-            if is_main:
-                what = ("loss " + " ".join(f"{t} {sum(v) / len(v):.4g}" for t, v in losses.items() if v)) if not finite else f"gradient norm {grad_norm}"
-                log(f"step {step + 1}: non-finite {what}: skipped ({in_a_row} in a row, {progress['skipped_steps']} in the run)")
-        optimizer.zero_grad(set_to_none=True)
-        progress["train_flops"] += work["flops"]
-        window["tokens"] += work["tokens"]
-        window["flops"] += work["flops"]
-        diverged = in_a_row >= cfg.max_nonfinite_steps
-        stop = interrupted["flag"] or diverged
-        if world > 1:
-            # all ranks stop after the same step, or one would wait forever in the next all-reduce
-            flag = torch.tensor(float(stop), device=device)
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            stop = bool(flag)
+def optimizer_step(run: Run) -> tuple[bool, float, float]:
+    """One optimizer step on the global batch of step run.step. Returns whether it was applied (a
+    non-finite loss or gradient norm skips it), its learning rate and its gradient norm."""
+    cfg = run.cfg
+    lr = lr_at(run.step, cfg)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    # skipped steps move the data on too, so that a batch that gave a non-finite loss is not drawn again
+    micro, cut = run.batches.get(run.step + run.progress["skipped_steps"])
+    run.truncated.update({k: run.truncated.get(k, 0) + v for k, v in cut.items()})
+    losses, work = accumulate_gradients(run, micro)
+    # every rank decides alike: the losses are global-batch means, the gradient norm is of the averaged gradients
+    finite = all(math.isfinite(v) for values in losses.values() for v in values)
+    grad_norm = float("nan")
+    if finite:
+        run.scaler.unscale_(run.optimizer)
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(run.raw_model.parameters(), cfg.clip if cfg.clip > 0 else float("inf")))
+    # under fp16 an overflowing gradient is the GradScaler's to handle: it skips that step and lowers its scale
+    applied = finite and (math.isfinite(grad_norm) or run.scaler.is_enabled())
+    if applied:
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+        run.step += 1
+        run.in_a_row = 0
+        run.progress["code_examples_seen"] += int(work["code_examples"])
+        run.progress["plan_examples_seen"] += int(work["plan_examples"])
+        for task in TASKS:
+            run.window[task] += losses[task]
+    else:
+        # nothing is applied: the weights, the optimizer, the learning-rate schedule and the GradScaler stay as they were
+        run.progress["skipped_steps"] += 1
+        run.window["skipped"] += 1
+        run.in_a_row += 1
+        if run.is_main:
+            what = ("loss " + " ".join(f"{t} {sum(v) / len(v):.4g}" for t, v in losses.items() if v)) if not finite else f"gradient norm {grad_norm}"
+            log(f"step {run.step + 1}: non-finite {what}: skipped ({run.in_a_row} in a row, {run.progress['skipped_steps']} in the run)")
+    run.optimizer.zero_grad(set_to_none=True)
+    run.progress["train_flops"] += work["flops"]
+    run.window["tokens"] += work["tokens"]
+    run.window["flops"] += work["flops"]
+    return applied, lr, grad_norm
 
-        if is_main and applied and (step % cfg.log_interval == 0 or step == end):
-            log_window(window, step, end, lr, grad_norm, cfg, device, world, metrics_path)
-            window = new_window()
-        if is_main and applied and (step % cfg.eval_interval == 0 or step == cfg.steps):
-            vl = valid_losses(raw_model, tokenizer, valid_ex, cfg, device, autocast)
-            with open(metrics_path, "a") as f:
-                f.write(json.dumps({"step": step, **vl}) + "\n")
-            log(f"step {step} | " + " ".join(f"{k} {v:.4f}" for k, v in vl.items()))
-            if vl.get("valid_code", float("inf")) < best:
-                best = vl["valid_code"]
-                progress["train_seconds"] = seconds_before + time.time() - loop_start
-                save_checkpoint(run_dir / "best.pt", raw_model, optimizer, scaler, step, best, cfg, tokenizer_path(cfg, run_dir), progress)
-        if is_main and applied and cfg.save_every and step % cfg.save_every == 0:
-            save_checkpoint(run_dir / f"step-{step}.pt", raw_model, optimizer, scaler, step, best, cfg, tokenizer_path(cfg, run_dir), progress)
-        # a run stopped on non-finite steps keeps its last good checkpoint: nothing after it is saved
-        if is_main and not diverged and (stop or applied and (step % cfg.save_interval == 0 or step == end)):
-            progress["train_seconds"] = seconds_before + time.time() - loop_start
-            save_checkpoint(ckpt_path, raw_model, optimizer, scaler, step, best, cfg, tokenizer_path(cfg, run_dir), progress)
-            last_saved = step
-    batches.close()
-    progress["train_seconds"] = seconds_before + time.time() - loop_start
-    signal.signal(signal.SIGINT, previous_handler)   # a caller in the same process gets Ctrl-C back
+
+def accumulate_gradients(run: Run, micro: list) -> tuple[dict[str, list[float]], dict]:
+    """Forward and backward over this rank's micro-batches, gradients summed; returns each task's
+    global-batch loss per micro-batch and the work of the global batch."""
+    losses, work = {task: [] for task in TASKS}, dict.fromkeys(WORK, 0.0)
+    for i, (pairs, batch) in enumerate(micro):
+        # DDP averages gradients over the ranks once per optimizer step, on its last micro-batch
+        sync = run.world == 1 or i == len(micro) - 1
+        with (contextlib.nullcontext() if sync else run.loss_module.no_sync()), run.autocast:
+            loss, parts = run.loss_module(batch)
+            run.scaler.scale(loss / run.cfg.grad_accum).backward()
+        parts, done = ddp.global_batch(parts, flops.batch_work(pairs, run.raw_model.config), TASKS, run.world, run.device)
+        for task, value in parts.items():
+            losses[task].append(value)
+        for k, v in done.items():
+            work[k] += v
+    return losses, work
+
+
+def append_metrics(run: Run, record: dict) -> None:
+    with open(run.metrics_path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def log_step(run: Run, lr: float, grad_norm: float) -> None:
+    """Every --log-interval steps, one log line and metrics.jsonl record for the steps since the last
+    one. Only the losses of trained tasks appear: no plan loss at lambda 0, no code loss at lambda 1."""
+    cfg, step, window = run.cfg, run.step, run.window
+    if step % cfg.log_interval and step != run.end:
+        return
+    elapsed = time.time() - window["time"]
+    rec = {"step": step, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": window["tokens"] / elapsed}
+    for task in TASKS:
+        if window[task]:
+            rec[f"loss_{task}"] = sum(window[task]) / len(window[task])
+    rec["loss"] = (1 - cfg.lam) * rec.get("loss_code", 0.0) + cfg.lam * rec.get("loss_plan", 0.0)
+    if window["skipped"]:
+        rec["skipped_steps"] = window["skipped"]
+    peak = flops.peak_flops(run.device)
+    if peak:
+        rec["mfu"] = window["flops"] / elapsed / (run.world * peak)   # window FLOPs are summed over the ranks
+    steps_per_s = (step % cfg.log_interval or cfg.log_interval) / elapsed
+    rec["eta_s"] = (run.end - step) / steps_per_s
+    append_metrics(run, rec)
+    losses = " ".join(f"L_{t} {rec[f'loss_{t}']:.4f}" for t in TASKS if f"loss_{t}" in rec)
+    log(f"step {step}/{cfg.steps} | {losses} total {rec['loss']:.4f} | lr {lr:.2e} | gnorm {grad_norm:.2f} | "
+        f"{rec['tokens_per_s'] / 1e3:.1f}k tok/s" + (f" | MFU {rec['mfu']:.1%}" if "mfu" in rec else "")
+        + (f" | skipped {window['skipped']}" if window["skipped"] else "") + f" | ETA {rec['eta_s'] / 60:.1f} min")
+    run.window = new_window()
+
+
+def evaluate_and_save(run: Run, applied: bool, stop: bool, diverged: bool) -> None:
+    """Valid losses and best.pt every --eval-interval steps, step-N.pt every --save-every, last.pt
+    every --save-interval and when the run stops; rank 0 only."""
+    cfg, step = run.cfg, run.step
+    if applied and (step % cfg.eval_interval == 0 or step == cfg.steps):
+        vl = valid_losses(run.raw_model, run.tokenizer, run.valid_ex, cfg, run.device, run.autocast)
+        append_metrics(run, {"step": step, **vl})
+        log(f"step {step} | " + " ".join(f"{k} {v:.4f}" for k, v in vl.items()))
+        if vl.get("valid_code", float("inf")) < run.best:
+            run.best = vl["valid_code"]
+            save_checkpoint(run, run.run_dir / "best.pt")
+    if applied and cfg.save_every and step % cfg.save_every == 0:
+        save_checkpoint(run, run.run_dir / f"step-{step}.pt")
+    # a run stopped on non-finite steps keeps its last good checkpoint: nothing after it is saved
+    if not diverged and (stop or applied and (step % cfg.save_interval == 0 or step == run.end)):
+        save_checkpoint(run, run.last_path)
+        run.last_saved = step
+
+
+def save_checkpoint(run: Run, path: Path) -> None:
+    """All that a resumed run continues from, the random generators included, so resume is exact."""
+    run.progress["train_seconds"] = run.seconds_before + time.time() - run.loop_start
+    checkpoint.save(path, {
+        "model": run.raw_model.state_dict(), "model_config": asdict(run.raw_model.config),
+        "optimizer": run.optimizer.state_dict(), "scaler": run.scaler.state_dict(),
+        "step": run.step, "best_valid_code": run.best, "config": asdict(run.cfg), "progress": run.progress,
+        "tokenizer": pretrained.tokenizer_snapshot(tokenizer_path(run.cfg, run.run_dir)), "rng": checkpoint.rng_state(),
+    })
+
+
+def finish_run(run: Run, stop: bool, diverged: bool) -> dict:
+    """Release the batches, Ctrl-C and the process group; on a finished run, the final greedy pass@1;
+    then summary.json (rank 0), which is also returned."""
+    run.batches.close()
+    run.progress["train_seconds"] = run.seconds_before + time.time() - run.loop_start
+    signal.signal(signal.SIGINT, run.previous_handler)   # a caller in the same process gets Ctrl-C back
     close_distributed()
-
-    summary = {"step": step, "best_valid_code": best if best < float("inf") else None, "truncated": trunc,   # JSON has no Infinity
-               "optimizer_steps": step, **progress, **provenance}
+    cfg, step, is_main = run.cfg, run.step, run.is_main
+    summary = {"step": step, "best_valid_code": run.best if run.best < float("inf") else None, "truncated": run.truncated,   # JSON has no Infinity
+               "optimizer_steps": step, **run.progress, **run.provenance}
     if diverged:
         if is_main:
-            kept = f"the last good checkpoint is {ckpt_path} (step {last_saved})" if last_saved is not None else "no checkpoint was saved"
-            log(f"stopped: {in_a_row} steps in a row had a non-finite loss or gradient norm; {kept}. "
+            kept = f"the last good checkpoint is {run.last_path} (step {run.last_saved})" if run.last_saved is not None else "no checkpoint was saved"
+            log(f"stopped: {run.in_a_row} steps in a row had a non-finite loss or gradient norm; {kept}. "
                 f"Try a lower --lr (this run: {cfg.lr:g}) or --amp off")
         summary["stopped_nonfinite"] = True
     elif stop:
         if is_main:
-            log(f"interrupted: saved {ckpt_path} at step {step}; continue with --name {cfg.name} --resume")
+            log(f"interrupted: saved {run.last_path} at step {step}; continue with --name {cfg.name} --resume")
         summary["interrupted"] = True
     elif is_main and step == cfg.steps and cfg.pass1_limit >= 0:
-        summary.update(final_pass1(raw_model, tokenizer, valid_problems, cfg))
+        summary.update(final_pass1(run.raw_model, run.tokenizer, run.valid_problems, cfg))
         per_difficulty = " ".join(f"{k.removeprefix('valid_pass1_')} {v:.3f}" for k, v in summary.items() if k.startswith("valid_pass1_"))
         log(f"final greedy pass@1 on {summary['valid_problems']} valid problems (direct code): {summary['valid_pass1']:.3f} | {per_difficulty}")
     if is_main:
-        if trunc:
-            log(f"truncated examples: {trunc}")
-        data.write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        if run.truncated:
+            log(f"truncated examples: {run.truncated}")
+        data.write_atomic(run.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
 
