@@ -86,7 +86,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--merge", nargs="+", default=[], metavar="DIR", help="build the report from these sample folders' "
                    "journals (all shards, same settings), running candidates that were not run yet")
     p.add_argument("--per-tier", type=int, default=-1, help="synthetic test split: only the first N problems of each tier; "
-                   "0 = all; default 40 on CPU (so the main command fits 15 minutes on 2 cores), all on CUDA")
+                   "0 = all; default 10 on CPU (so the main command fits 15 minutes on 2 cores), all on CUDA")
     p.add_argument("--batch-size", type=int, default=128, help="sequences decoded at once (part of the settings: "
                    "it decides which problems share a random stream)")
     p.add_argument("--timeout", type=float, default=4.0, help="seconds per test in the sandbox")
@@ -316,7 +316,7 @@ def sample(args) -> Path:
                          f"would sample plans from random weights. Use --n 0 (direct code) or --plans-from, or pass "
                          f"--allow-untrained-plan-head to sample anyway")
     spec = args.data or train_cfg["data"]
-    per_tier = args.per_tier if args.per_tier >= 0 else (40 if device.type == "cpu" else 0)
+    per_tier = args.per_tier if args.per_tier >= 0 else (10 if device.type == "cpu" else 0)
     try:
         problems = select(data.load_problems(spec, args.split), per_tier, args.limit)
         given = teacher.read_plans(args.plans_from, problems) if args.plans_from else None

@@ -50,7 +50,7 @@ from flops import example_flops  # noqa: F401  (tests check train.example_flops,
 # loss of 0.21 at step 300. A batch of 64 is ~22k tokens at lambda 0.5; at the 80-90k tokens/s
 # train.py logged there, 2000 steps take about 9 minutes, ~10 with evaluation and saving.
 DEVICE_DEFAULTS = {
-    "cpu": dict(preset="tiny", steps=500, batch_size=16, warmup=50),
+    "cpu": dict(preset="tiny", steps=400, batch_size=16, warmup=40),
     "cuda": dict(preset="small", steps=2000, batch_size=64, warmup=100),
 }
 # Peak learning rate by preset: tiny measured on CPU, small on the H100 (above); the larger presets
