@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-import data
 from model import CheckpointError
+from problems import write_atomic
 
 FORMAT = "codeplan-checkpoint"
 VERSION = 1
@@ -42,7 +42,7 @@ def save(path: Path, state: dict) -> None:
     bad = nonfinite_tensors(state["model"])
     if bad:
         raise CheckpointError(f"{path}: not saved: non-finite weights in {describe(bad)}")
-    data.write_atomic(path, lambda f: torch.save({"format": FORMAT, "version": VERSION, **state}, f))
+    write_atomic(path, lambda f: torch.save({"format": FORMAT, "version": VERSION, **state}, f))
 
 
 def load(path: Path, device: torch.device | str = "cpu") -> dict:

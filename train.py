@@ -39,6 +39,8 @@ import data
 import model as model_lib
 import pretrained
 import teacher
+from problems import DataError, Problem, provenance, write_atomic
+from tokenizer import Tokenizer
 
 # Peak dense bf16 FLOP/s of cards we can name, for MFU; other devices report no MFU.
 PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12}
@@ -178,7 +180,7 @@ def log(msg: str) -> None:
 
 # ----------------------------------------------------------------------------- data
 
-def load_plans(cfg: TrainConfig, problems: list[data.Problem], run_dir: Path, is_main: bool) -> dict[str, list[str]]:
+def load_plans(cfg: TrainConfig, problems: list[Problem], run_dir: Path, is_main: bool) -> dict[str, list[str]]:
     if cfg.lam == 0:
         return {}
     path = Path(cfg.plans)
@@ -207,27 +209,27 @@ def prepare(cfg: TrainConfig, run_dir: Path, is_main: bool):
         pretrained.copy_tokenizer(cfg.init, tok_path)   # the pretrained model's own tokenizer, kept with the run
     elif is_main and cfg.tokenizer:
         if not Path(cfg.tokenizer).is_file():
-            raise data.DataError(f"--tokenizer {cfg.tokenizer}: no such file")
+            raise DataError(f"--tokenizer {cfg.tokenizer}: no such file")
         given = Path(cfg.tokenizer).read_bytes()
         if tok_path.exists() and tok_path.read_bytes() != given:
-            raise data.DataError(f"--tokenizer {cfg.tokenizer} differs from the tokenizer of this run ({tok_path})")
-        data.write_atomic(tok_path, given)
+            raise DataError(f"--tokenizer {cfg.tokenizer} differs from the tokenizer of this run ({tok_path})")
+        write_atomic(tok_path, given)
     elif is_main and not tok_path.exists():
-        data.Tokenizer.train(tokenizer_corpus(train_problems, plans), str(tok_path), cfg.vocab_size)
+        Tokenizer.train(tokenizer_corpus(train_problems, plans), str(tok_path), cfg.vocab_size)
     if dist.is_initialized():
         dist.barrier()
     tokenizer = pretrained.load_tokenizer(tok_path)
     train = codeplan.make_examples(train_problems, plans, cfg.solutions)
     valid = codeplan.make_examples(valid_problems, valid_plans, cfg.solutions)
     if len(train) < cfg.batch_size:
-        raise data.DataError(f"{cfg.data}: the train split has {len(train)} examples with a ground-truth solution, "
-                             f"fewer than --batch-size {cfg.batch_size}")
+        raise DataError(f"{cfg.data}: the train split has {len(train)} examples with a ground-truth solution, "
+                        f"fewer than --batch-size {cfg.batch_size}")
     if cfg.lam > 0:
         with_plan = sum(bool(e.plans) for e in train)
         if with_plan == 0:
             # e.g. a plans file made for another dataset or split: its task ids match nothing here
-            raise data.DataError(f"{cfg.plans}: no plan matches any of the {len(train)} train examples of {cfg.data}; "
-                                 f"--lambda {cfg.lam:g} needs plans (check that the file was made for this data)")
+            raise DataError(f"{cfg.plans}: no plan matches any of the {len(train)} train examples of {cfg.data}; "
+                            f"--lambda {cfg.lam:g} needs plans (check that the file was made for this data)")
         if is_main:
             log(f"plans: {with_plan}/{len(train)} train examples ({with_plan / len(train):.1%}) have a plan from {cfg.plans}")
     return tokenizer, train, valid, valid_problems
@@ -238,7 +240,7 @@ def tokenizer_path(cfg: TrainConfig, run_dir: Path) -> Path:
     return run_dir / ("tokenizer" if cfg.init else "tokenizer.model")
 
 
-def tokenizer_corpus(problems: list[data.Problem], plans: dict[str, list[str]]) -> list[str]:
+def tokenizer_corpus(problems: list[Problem], plans: dict[str, list[str]]) -> list[str]:
     """The tokenizer learns the encoder inputs as the model will see them, markers and headers included."""
     corpus = [codeplan.code_source(p) for p in problems] + [s for p in problems for s in p.solutions]
     return corpus + [pl for pls in plans.values() for pl in pls]
@@ -248,7 +250,7 @@ def batch_order(examples: list[codeplan.Example], batch_size: int, seed: int, ep
     lengths = [len(e.problem.question) + len(e.solution) for e in examples]
     # full batches only: a short remainder would change the global batch and, split over ranks
     # and accumulation steps, could leave a micro-batch empty
-    return [b for b in data.bucket_batches(lengths, batch_size, seed=seed * 1000 + epoch) if len(b) == batch_size]
+    return [b for b in batching.bucket_batches(lengths, batch_size, seed=seed * 1000 + epoch) if len(b) == batch_size]
 
 
 def batch_at(step: int, examples, cfg: TrainConfig, cache: dict) -> list[int]:
@@ -274,7 +276,7 @@ def step_batches(step: int, examples, tokenizer, cfg: TrainConfig, cache: dict, 
 def to_tensors(pairs, pad_id: int, device) -> dict | None:
     if not pairs:
         return None
-    return {k: v.to(device, non_blocking=True) for k, v in data.collate(pairs, pad_id).items()}
+    return {k: v.to(device, non_blocking=True) for k, v in batching.collate(pairs, pad_id).items()}
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -523,15 +525,15 @@ def train(cfg: TrainConfig) -> dict:
         raise SystemExit(f"--batch-size {cfg.batch_size} must divide by world size x --grad-accum = {world * cfg.grad_accum}")
     run_dir = Path(cfg.out) / cfg.name
     ckpt_path = run_dir / "last.pt"
-    provenance = data.provenance()   # the commit (and dirty flag) in config.json and summary.json
+    code_version = provenance()   # the commit (and dirty flag) in config.json and summary.json
     if is_main:
         if run_dir.exists() and not cfg.resume and (ckpt_path.exists() or (run_dir / "metrics.jsonl").exists()):
             raise SystemExit(f"{run_dir} already holds a run; pass --resume to continue it or --name for a new one")
         if cfg.resume and not ckpt_path.exists():
             raise SystemExit(f"--resume: no checkpoint at {ckpt_path}")
         run_dir.mkdir(parents=True, exist_ok=True)
-        data.write_atomic(run_dir / "config.json", json.dumps({**asdict(cfg), "device": str(device), "world_size": world,
-                                                               **provenance}, indent=2) + "\n")
+        write_atomic(run_dir / "config.json", json.dumps({**asdict(cfg), "device": str(device), "world_size": world,
+                                                          **code_version}, indent=2) + "\n")
     if dist.is_initialized():
         dist.barrier()
 
@@ -576,12 +578,12 @@ def train(cfg: TrainConfig) -> dict:
     if is_main and cfg.resume and metrics_path.exists():
         # drop lines a killed run logged after its last checkpoint, so the log reads as one run
         kept = [l for l in metrics_path.read_text().splitlines() if l.strip() and json.loads(l)["step"] <= step]
-        data.write_atomic(metrics_path, "".join(l + "\n" for l in kept))
+        write_atomic(metrics_path, "".join(l + "\n" for l in kept))
     interrupted = {"flag": False}
     previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.update(flag=True))
 
     cache, trunc, end = {}, {}, min(cfg.steps, cfg.stop_after or cfg.steps)
-    tokens = batching.TokenCache(tokenizer, tokenizer_path(cfg, run_dir), batching.training_texts(train_ex))
+    tokens = batching.TokenCache(tokenizer, tokenizer_path(cfg, run_dir), codeplan.training_texts(train_ex))
     # the next steps' batches are built in a background thread while this one trains
     batches = batching.Prefetcher(lambda s: step_batches(s, train_ex, tokens, cfg, cache, rank, world), tokenizer.pad_id, device)
     window = new_window()
@@ -667,7 +669,7 @@ def train(cfg: TrainConfig) -> dict:
     close_distributed()
 
     summary = {"step": step, "best_valid_code": best if best < float("inf") else None, "truncated": trunc,   # JSON has no Infinity
-               "optimizer_steps": step, **progress, **provenance}
+               "optimizer_steps": step, **progress, **code_version}
     if diverged:
         if is_main:
             kept = f"the last good checkpoint is {ckpt_path} (step {last_saved})" if last_saved is not None else "no checkpoint was saved"
@@ -685,7 +687,7 @@ def train(cfg: TrainConfig) -> dict:
     if is_main:
         if trunc:
             log(f"truncated examples: {trunc}")
-        data.write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
 
@@ -693,7 +695,7 @@ def main(argv=None) -> None:
     cfg = parse_args(argv)
     try:
         summary = train(cfg)
-    except (data.DataError, teacher.TeacherError, model_lib.CheckpointError) as e:
+    except (DataError, teacher.TeacherError, model_lib.CheckpointError) as e:
         print(f"train.py: {e}", file=sys.stderr)
         sys.exit(2)
     finally:

@@ -21,6 +21,7 @@ import sample  # noqa: E402
 import sandbox  # noqa: E402
 import teacher  # noqa: E402
 import train  # noqa: E402
+from problems import Problem  # noqa: E402
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
 from conftest import MICRO  # noqa: E402
@@ -387,7 +388,7 @@ def test_kill_9_mid_run_then_rerun_loses_nothing_and_repeats_nothing(checkpoint,
 
 # ----------------------------------------------------------------------------- ranking and scoring, with known answers
 
-def oracle(problems: list[data.Problem]):
+def oracle(problems: list[Problem]):
     """Stands in for generate_texts: plan j is "PLAN j"; the code written for an odd plan is the problem's
     ground-truth solution, for an even plan one wrong program (the same one for every even plan) that the
     model prefers (higher log-probability)."""
