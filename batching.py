@@ -1,13 +1,18 @@
-"""The training input pipeline: every text tokenised once per run, batches built off the main thread.
+"""Batches: token ids cut, grouped by length and padded into tensors, and the training input pipeline.
+
+`truncate`, `bucket_batches` and `collate` are the plain steps every batch goes through (train.py,
+codeplan.encode_batch). The pipeline around them, every text tokenised once per run and batches
+built off the main thread, is the rest of this file.
 
 Two costs used to sit in train.py's main thread between two model steps: sentencepiece encoding of
 every example at every step, and collating Python lists into tensors. On a GPU the small preset's
 step is short enough for these to starve it. Here:
 
-- `TokenCache` encodes, once and up front, every text the training examples can put into a batch,
-  and keeps the ids in a file next to the tokenizer, named by a hash of the texts and the tokenizer
-  file: a resumed run, or any run with the same data and tokenizer, reads them back. It offers the
-  tokenizer's `encode`, so codeplan.encode_batch formats and truncates exactly as before.
+- `TokenCache` encodes, once and up front, every text the training examples can put into a batch
+  (codeplan.training_texts), and keeps the ids in a file next to the tokenizer, named by a hash of
+  the texts and the tokenizer file: a resumed run, or any run with the same data and tokenizer,
+  reads them back. It offers the tokenizer's `encode`, so codeplan.encode_batch formats and
+  truncates exactly as before.
 - `Prefetcher` builds the batches of the coming steps in a background thread (token ids -> padded
   tensors, pinned on CUDA) while the main thread trains; the main thread only starts the
   asynchronous copies to the device. A step's batch is a pure function of the step number, so the
@@ -18,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import io
 import queue
+import random
 import sys
 import threading
 import time
@@ -28,21 +34,46 @@ from typing import Callable
 import numpy as np
 import torch
 
-import codeplan
-import data
+from problems import DataError, write_atomic
+
+# ----------------------------------------------------------------------------- cut, group, pad
 
 
-def training_texts(examples: list[codeplan.Example]) -> list[str]:
-    """Every text codeplan.encode_batch can encode for these examples: the code input with no plan
-    and with each plan, the solution, the plan input, and each plan; for each input also its parts,
-    which codeplan.encode_source encodes apart when the input is too long and its statement is cut."""
-    texts = []
-    for ex in examples:
-        sources = [codeplan.code_source(ex.problem), codeplan.plan_source(ex.problem)]
-        sources += [codeplan.code_source(ex.problem, plan) for plan in ex.plans]
-        texts += [ex.solution, *ex.plans]
-        texts += [part for src in sources for part in (src, src.head, src.statement, src.tail)]
-    return texts
+def truncate(ids: list[int], max_len: int) -> tuple[list[int], bool]:
+    """(ids cut to max_len, whether anything was cut). Callers count the flags and report them."""
+    return ids[:max_len], len(ids) > max_len
+
+
+def collate(pairs: list[tuple[list[int], list[int]]], pad_id: int) -> dict:
+    """(source, target) id lists -> padded tensors; label padding is -100 so the loss ignores it."""
+    batch, source_len, target_len = len(pairs), max(len(s) for s, _ in pairs), max(len(t) for _, t in pairs)
+    input_ids = torch.full((batch, source_len), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((batch, source_len), dtype=torch.long)
+    labels = torch.full((batch, target_len), -100, dtype=torch.long)
+    for b, (source, target) in enumerate(pairs):
+        input_ids[b, :len(source)] = torch.tensor(source, dtype=torch.long)
+        attention_mask[b, :len(source)] = 1
+        labels[b, :len(target)] = torch.tensor(target, dtype=torch.long)
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
+def bucket_batches(lengths: list[int], batch_size: int, seed: int, shuffle: bool = True) -> list[list[int]]:
+    """Index batches of similar length. Shuffled: indices are shuffled, sorted by length inside
+    windows of 50 batches (similar lengths, yet a different mix every seed), cut into batches, and
+    the batch order shuffled. Not shuffled: sorted by length, in order. Every index appears once."""
+    order = list(range(len(lengths)))
+    if not shuffle:
+        order.sort(key=lambda i: lengths[i])
+        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    rng = random.Random(seed)
+    rng.shuffle(order)
+    window = batch_size * 50
+    order = [i for w in range(0, len(order), window) for i in sorted(order[w:w + window], key=lambda i: lengths[i])]
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+# ----------------------------------------------------------------------------- the pipeline
 
 
 class TokenCache:
@@ -72,13 +103,13 @@ class TokenCache:
             with np.load(self.path, allow_pickle=False) as stored:
                 self.ids, self.offsets = stored["ids"], stored["offsets"]
             if len(self.offsets) != len(texts) + 1:
-                raise data.DataError(f"{self.path}: holds {len(self.offsets) - 1} texts, expected {len(texts)}; "
-                                     f"delete it to tokenise again")
+                raise DataError(f"{self.path}: holds {len(self.offsets) - 1} texts, expected {len(texts)}; "
+                                f"delete it to tokenise again")
         else:
             self.ids, self.offsets = self._encode_all(texts)
             payload = io.BytesIO()
             np.savez(payload, ids=self.ids, offsets=self.offsets)
-            data.write_atomic(self.path, payload.getvalue())
+            write_atomic(self.path, payload.getvalue())
 
     def _encode_all(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         start, encoded = time.time(), []
@@ -176,7 +207,7 @@ def produce(make_step, pad_id: int, pin_device: torch.device | None, step: int, 
             micro, info = make_step(step)
             item = []
             for pairs in micro:
-                tensors = {task: data.collate(p, pad_id) if p else None for task, p in pairs.items()}
+                tensors = {task: collate(p, pad_id) if p else None for task, p in pairs.items()}
                 if pin_device is not None:
                     tensors = {task: t and {k: v.pin_memory() for k, v in t.items()} for task, t in tensors.items()}
                 item.append((pairs, tensors))

@@ -294,7 +294,7 @@ def bench_loop(args: argparse.Namespace) -> None:
         loop_rate = logged[1]["tokens_per_s"]   # the second window: steps .. 2 * steps
 
         tokenizer, examples, _, _ = train.prepare(cfg, run, True)
-        texts = batching.training_texts(examples)
+        texts = codeplan.training_texts(examples)
         start = time.perf_counter()
         tokens = batching.TokenCache(tokenizer, run / "tokenizer.model", texts)
         read_s = time.perf_counter() - start

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import data
 from model import CheckpointError
+from problems import write_atomic
 
 FORMAT = "codeplan-checkpoint"
 VERSION = 1
@@ -45,7 +45,7 @@ def save(path: Path, state: dict) -> None:
     bad = nonfinite_tensors(state["model"])
     if bad:
         raise CheckpointError(f"{path}: not saved: non-finite weights in {describe(bad)}")
-    data.write_atomic(path, lambda f: torch.save({"format": FORMAT, "version": VERSION, **state}, f))
+    write_atomic(path, lambda f: torch.save({"format": FORMAT, "version": VERSION, **state}, f))
 
 
 def load(path: Path, device: torch.device | str = "cpu") -> dict:

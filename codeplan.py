@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 import teacher
-from data import Problem, truncate
+from batching import truncate
+from problems import Problem
 
 # ----------------------------------------------------------------------------- task formats
 # The encoder sees the task marker first, so one trunk can serve both tasks. The code task is
@@ -140,6 +141,19 @@ def encode_batch(examples: list[Example], tokenizer, lam: float, plan_in_code: f
         if lam > 0 and plan is not None:
             batch["plan"].append(pair(plan_source(ex.problem), plan, "plan"))
     return batch
+
+
+def training_texts(examples: list[Example]) -> list[str]:
+    """Every text encode_batch can encode for these examples: the code input with no plan and with
+    each plan, the solution, the plan input, and each plan; for each input also its parts, which
+    encode_source encodes apart when the input is too long and its statement is cut."""
+    texts = []
+    for ex in examples:
+        sources = [code_source(ex.problem), plan_source(ex.problem)]
+        sources += [code_source(ex.problem, plan) for plan in ex.plans]
+        texts += [ex.solution, *ex.plans]
+        texts += [part for src in sources for part in (src, src.head, src.statement, src.tail)]
+    return texts
 
 
 # ----------------------------------------------------------------------------- the multi-task loss

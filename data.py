@@ -1,127 +1,38 @@
-"""Problems, benchmark loaders, the synthetic benchmark entry point, the tokenizer and batching.
+"""Benchmark loaders: APPS, MBPP, HumanEval and the synthetic benchmark, as Problem records.
 
     python data.py --data mbpp:../shared/data/mbpp/mbpp.jsonl --stats
     python data.py --data apps:PATH --split test --show 2
     python data.py --download mbpp          # into $CODEPLAN_DATA (default ~/.cache/codeplan)
 
 A data spec is "NAME" or "NAME:PATH" with NAME one of apps, mbpp, humaneval, synthetic. Without
-PATH the loader looks for the dataset's usual file name in the cache folder.
+PATH the loader looks for the dataset's usual file name in the cache folder. The record itself
+(Problem, Test) is in problems.py, the tokenizer in tokenizer.py, batching in batching.py.
 """
 from __future__ import annotations
 
 import argparse
 import ast
-import gzip
 import hashlib
-import io
 import json
 import os
-import random
 import re
 import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
 import time
 import warnings
 from collections import Counter
-from dataclasses import dataclass, field, asdict, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterable
+from typing import Any
 
-TASK_MARKERS = ("<|code|>", "<|plan|>", "<|given_plan|>")
-
-
-class DataError(Exception):
-    """Expected bad-input errors. The message names the file, the record or line, and the field."""
-
-
-@dataclass
-class Test:
-    """One unit test. The sandbox runs it; its meaning depends on `kind`:
-    - "stdio":  input = text fed to stdin, output = expected stdout text;
-    - "call":   input = list of positional arguments (JSON values), output = expected return value;
-                the function called is the problem's `fn_name`;
-    - "assert": input = Python source with assert statements (or HumanEval's `check(candidate)`
-                definition followed by a call), output = None; the problem's `test_setup` runs first.
-    """
-    __test__ = False   # not a pytest test class, though named Test
-    kind: str
-    input: Any
-    output: Any = None
-
-
-@dataclass
-class Problem:
-    id: str                          # the dataset's own id: MBPP "11", HumanEval "HumanEval/0", APPS "0001"
-    question: str                    # the statement a solver sees
-    solutions: list[str] = field(default_factory=list)
-    starter_code: str = ""
-    fn_name: str | None = None       # None for stdin/stdout problems
-    public_tests: list[Test] = field(default_factory=list)   # only what a solver may see
-    hidden_tests: list[Test] = field(default_factory=list)   # the final score, never used to select
-    test_setup: str = ""             # code run before assert tests (MBPP test_setup_code / imports)
-    difficulty: str = "unknown"      # "introductory" | "interview" | "competition" | "unknown"
-    source: str = ""                 # "apps" | "mbpp" | "humaneval" | "synthetic"
-    reference_plan: str = ""         # synthetic benchmark only: the plan its generator knows is right
-    tier: str = ""                   # synthetic test split: "seen-chain" | "new-chain" | "held-pair"; "" elsewhere
-    style: str = ""                  # synthetic only: "goal" (states what the result means) | "steps" (lists the steps)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @staticmethod
-    def from_dict(d: dict) -> "Problem":
-        d = dict(d)
-        d["public_tests"] = [Test(**t) for t in d.get("public_tests", [])]
-        d["hidden_tests"] = [Test(**t) for t in d.get("hidden_tests", [])]
-        return Problem(**d)
-
-# ----------------------------------------------------------------------------- small helpers
+from problems import DataError, Problem, Test, need, parse_json, read_jsonl, read_text, write_atomic
+from tokenizer import Tokenizer  # noqa: F401  data.Tokenizer is the public name (DESIGN.md); the class is in tokenizer.py
 
 
 def cache_dir() -> Path:
     return Path(os.environ.get("CODEPLAN_DATA", Path.home() / ".cache" / "codeplan")).expanduser()
-
-
-def read_text(path: Path) -> str:
-    # newline="" keeps CRLF and lone CR exactly as stored; gzip for HumanEval's .jsonl.gz
-    try:
-        if path.suffix == ".gz":
-            return gzip.decompress(path.read_bytes()).decode("utf-8")
-        with open(path, encoding="utf-8", newline="") as f:
-            return f.read()
-    except (OSError, UnicodeDecodeError, EOFError, gzip.BadGzipFile) as e:
-        raise DataError(f"{path}: cannot read ({e})") from None
-
-
-def parse_json(text: str, where: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise DataError(f"{where}: bad JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
-
-
-def read_jsonl(path: Path) -> list[tuple[int, dict]]:
-    """(line number, record) for every non-blank line; each record must be a JSON object."""
-    rows = []
-    for n, line in enumerate(read_text(path).split("\n"), 1):
-        if line.strip():
-            row = parse_json(line, f"{path}: line {n}")
-            if not isinstance(row, dict):
-                raise DataError(f"{path}: line {n}: expected a JSON object, got {type(row).__name__}")
-            rows.append((n, row))
-    return rows
-
-
-def need(row: dict, key: str, types: type | tuple, where: str) -> Any:
-    """row[key], checked: a missing or mistyped field names where it was expected."""
-    if key not in row:
-        raise DataError(f"{where}: missing field '{key}'")
-    if not isinstance(row[key], types):
-        raise DataError(f"{where}: field '{key}' should be {types}, got {type(row[key]).__name__}")
-    return row[key]
 
 # ----------------------------------------------------------------------------- APPS
 # Two layouts: the original tarball (one folder per problem) and the Hugging Face jsonl rows,
@@ -483,39 +394,6 @@ DOWNLOADS = {
 }
 
 
-def write_atomic(path: Path, payload: bytes | str | Callable[[BinaryIO], Any]) -> None:
-    """Write through a temp file and rename, so readers never see a half-written file. payload is
-    the content, or a function that writes it to the open file (e.g. torch.save, without a copy in memory)."""
-    if isinstance(payload, str):
-        payload = payload.encode()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if callable(payload):
-                payload(f)
-            else:
-                f.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def provenance() -> dict:
-    """The code a result came from: the git commit of this checkout and whether files differ from it
-    (untracked files count). Outside a git checkout: commit "unknown" and dirty True, since nothing vouches for it."""
-    here = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=30)
-        status = subprocess.run(["git", "-C", str(here), "status", "--porcelain"], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return {"commit": "unknown", "dirty": True}
-    if commit.returncode or status.returncode:
-        return {"commit": "unknown", "dirty": True}
-    return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
-
-
 def fetch(d: Download, dest: Path) -> None:
     """Streams d.url into a temp file next to dest, checks size and sha256, then renames (or, for
     a tarball, unpacks into a temp folder and renames that). Nothing half-written is left."""
@@ -578,131 +456,6 @@ def download(name: str) -> list[Path]:
         fetch(d, cache_dir() / d.file)
         paths.append(cache_dir() / d.file)
     return paths
-
-# ----------------------------------------------------------------------------- tokenizer
-
-SPACE_MARK = "\u2581"   # sentencepiece writes spaces as this character, so a literal one needs escaping
-
-
-class Tokenizer:
-    """A sentencepiece BPE model configured for code: no normalisation, whitespace kept
-    exactly (runs of spaces are learned as single pieces, so indentation costs one token), digits
-    split, byte fallback so that nothing is ever <unk>, and the task markers as fixed pieces."""
-
-    def __init__(self, sp):
-        self.sp = sp
-        self.vocab_size = sp.get_piece_size()
-        self.pad_id, self.eos_id, self.unk_id, self.bos_id = sp.pad_id(), sp.eos_id(), sp.unk_id(), sp.bos_id()
-        self.skip = {self.pad_id, self.eos_id, self.bos_id}
-        # a literal U+2581 is encoded as its three UTF-8 byte pieces, which decode back to U+2581, not to a space
-        self.space_mark_ids = [sp.piece_to_id(f"<0x{b:02X}>") for b in SPACE_MARK.encode()]
-
-    @staticmethod
-    def train(texts: Iterable[str], path: str, vocab_size: int, max_sentences: int = 200_000, seed: int = 0) -> "Tokenizer":
-        import sentencepiece as spm
-        # sentencepiece drops sentences over max_sentence_length, so long texts are cut at line ends
-        pieces = [chunk for t in texts if t for chunk in split_long(t, 8192)]
-        if len(pieces) > max_sentences:   # our own seeded sample: repeatable, unlike sentencepiece's
-            pieces = random.Random(seed).sample(pieces, max_sentences)
-        if not pieces:
-            raise DataError(f"{path}: no text to train the tokenizer on")
-        spm.set_random_generator_seed(seed)
-        model = io.BytesIO()
-        try:
-            spm.SentencePieceTrainer.train(
-                sentence_iterator=iter(pieces), model_writer=model, vocab_size=vocab_size, model_type="bpe",
-                normalization_rule_name="identity", remove_extra_whitespaces=False, add_dummy_prefix=False,
-                byte_fallback=True, split_digits=True, allow_whitespace_only_pieces=True, character_coverage=0.9995,
-                pad_id=0, eos_id=1, unk_id=2, bos_id=3, user_defined_symbols=list(TASK_MARKERS),
-                hard_vocab_limit=False,  # a small corpus gets the vocabulary it supports instead of an error
-                max_sentence_length=1 << 16, input_sentence_size=0, shuffle_input_sentence=False,
-                num_threads=os.cpu_count() or 1, minloglevel=2)
-        except RuntimeError as e:
-            # every kept character, the 256 byte pieces, the special ids and the markers need an id each
-            too_small = re.search(r"smaller than required_chars\. (\d+) vs (\d+)", str(e))
-            if too_small:
-                need = too_small.group(2)
-                raise DataError(f"{path}: vocab_size {vocab_size} is too small for this text: it needs at least {need} "
-                                "(its characters, byte fallback, special ids, task markers)") from None
-            raise DataError(f"{path}: sentencepiece could not train a tokenizer: {e}") from None
-        write_atomic(Path(path), model.getvalue())
-        return Tokenizer.load(path)
-
-    @staticmethod
-    def load(path: str) -> "Tokenizer":
-        import sentencepiece as spm
-        try:
-            return Tokenizer(spm.SentencePieceProcessor(model_file=str(path)))
-        except (OSError, RuntimeError) as e:
-            raise DataError(f"{path}: not a sentencepiece model ({e})") from None
-
-    def encode(self, text: str) -> list[int]:
-        if SPACE_MARK not in text:
-            return self.sp.encode(text)
-        ids = []
-        for k, part in enumerate(text.split(SPACE_MARK)):
-            if k:
-                ids += self.space_mark_ids
-            ids += self.sp.encode(part)
-        return ids
-
-    def decode(self, ids: Iterable[int]) -> str:
-        return self.sp.decode([int(i) for i in ids if int(i) not in self.skip])
-
-    def marker_id(self, name: str) -> int:
-        if name not in TASK_MARKERS:
-            raise KeyError(f"{name!r} is not a task marker {TASK_MARKERS}")
-        return self.sp.piece_to_id(name)
-
-
-def split_long(text: str, limit: int) -> list[str]:
-    if len(text) <= limit:
-        return [text]
-    chunks, current = [], ""
-    for line in text.splitlines(keepends=True):
-        if current and len(current) + len(line) > limit:
-            chunks.append(current)
-            current = ""
-        current += line
-    return chunks + [current] if current else chunks
-
-# ----------------------------------------------------------------------------- batching
-
-
-def truncate(ids: list[int], max_len: int) -> tuple[list[int], bool]:
-    """(ids cut to max_len, whether anything was cut). Callers count the flags and report them."""
-    return ids[:max_len], len(ids) > max_len
-
-
-def collate(pairs: list[tuple[list[int], list[int]]], pad_id: int) -> dict:
-    """(source, target) id lists -> padded tensors; label padding is -100 so the loss ignores it."""
-    import torch
-    batch, source_len, target_len = len(pairs), max(len(s) for s, _ in pairs), max(len(t) for _, t in pairs)
-    input_ids = torch.full((batch, source_len), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((batch, source_len), dtype=torch.long)
-    labels = torch.full((batch, target_len), -100, dtype=torch.long)
-    for b, (source, target) in enumerate(pairs):
-        input_ids[b, :len(source)] = torch.tensor(source, dtype=torch.long)
-        attention_mask[b, :len(source)] = 1
-        labels[b, :len(target)] = torch.tensor(target, dtype=torch.long)
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
-
-
-def bucket_batches(lengths: list[int], batch_size: int, seed: int, shuffle: bool = True) -> list[list[int]]:
-    """Index batches of similar length. Shuffled: indices are shuffled, sorted by length inside
-    windows of 50 batches (similar lengths, yet a different mix every seed), cut into batches, and
-    the batch order shuffled. Not shuffled: sorted by length, in order. Every index appears once."""
-    order = list(range(len(lengths)))
-    if not shuffle:
-        order.sort(key=lambda i: lengths[i])
-        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-    rng = random.Random(seed)
-    rng.shuffle(order)
-    window = batch_size * 50
-    order = [i for w in range(0, len(order), window) for i in sorted(order[w:w + window], key=lambda i: lengths[i])]
-    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-    rng.shuffle(batches)
-    return batches
 
 # ----------------------------------------------------------------------------- command line
 

@@ -23,14 +23,15 @@ import unicodedata
 from functools import cache
 from pathlib import Path
 
-import data
 import model as model_lib
+from problems import DataError
+from tokenizer import TASK_MARKERS, Tokenizer
 
 TOKENIZER_FILES = ("spiece.model", "tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json",
                    "special_tokens_map.json", "added_tokens.json")
 
 
-class TokenizerError(data.DataError):
+class TokenizerError(DataError):
     """A tokenizer folder that cannot be read; the message names the file."""
 
 
@@ -312,12 +313,12 @@ def load_bpe(folder: Path, config: dict) -> ByteLevelBPETokenizer:
     return ByteLevelBPETokenizer(vocab, merges, added, strip, special, pad, eos, add_prefix_space, ignore_merges, str(path))
 
 
-def load_tokenizer(path: str | Path) -> data.Tokenizer | FolderTokenizer:
+def load_tokenizer(path: str | Path) -> Tokenizer | FolderTokenizer:
     """A tokenizer folder (sentencepiece or byte-level BPE) with the task markers appended, or a
     sentencepiece model file trained by train.py."""
     path = Path(path)
     if not path.is_dir():
-        return data.Tokenizer.load(str(path))
+        return Tokenizer.load(str(path))
     config = {}
     for name in ("special_tokens_map.json", "tokenizer_config.json"):   # the second one wins, as in transformers
         if (path / name).exists():
@@ -330,7 +331,7 @@ def load_tokenizer(path: str | Path) -> data.Tokenizer | FolderTokenizer:
     else:
         raise TokenizerError(f"{path}: no tokenizer found (expected spiece.model, a BPE tokenizer.json, or "
                              f"vocab.json + merges.txt)")
-    tokenizer.add_markers(data.TASK_MARKERS)
+    tokenizer.add_markers(TASK_MARKERS)
     return tokenizer
 
 

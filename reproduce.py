@@ -56,6 +56,8 @@ import codeplan
 import data
 import teacher
 import train
+from problems import DataError, Problem, provenance, write_atomic
+from tokenizer import Tokenizer
 
 HERE = Path(__file__).resolve().parent
 PYTHON = [sys.executable]   # the interpreter (and wrapper, in tests) that runs train.py and sample.py
@@ -228,7 +230,7 @@ def corrupt_plan(plan: str, share: float, rng: random.Random, foreign_steps: lis
     return teacher.format_steps([foreign()] + steps[1:])
 
 
-def write_corrupted_plans(problems: list[data.Problem], path: Path, share: float, seed: int) -> None:
+def write_corrupted_plans(problems: list[Problem], path: Path, share: float, seed: int) -> None:
     """A plans file in teacher.py's format; each problem's corruption depends only on (seed, problem id)."""
     plans = {p.id: teacher.normalise_reference(p.reference_plan) for p in problems}
     pool = sorted({" ".join(s) for plan in plans.values() for s in teacher.split_steps(plan)[0] if s})
@@ -238,7 +240,7 @@ def write_corrupted_plans(problems: list[data.Problem], path: Path, share: float
         lines.append(json.dumps({"task_id": task_id, "plan": corrupt_plan(plan, share, rng, pool), "mode": "corrupted",
                                  "model": f"reference-corrupted-{share:g}", "prompt_version": None, "solution_index": None,
                                  "status": "ok", "reason": "", "usage": {}, "corruption": {"share": share, "seed": seed}}))
-    data.write_atomic(path, "\n".join(lines) + "\n")
+    write_atomic(path, "\n".join(lines) + "\n")
 
 
 # ----------------------------------------------------------------------------- inputs shared by every run
@@ -271,11 +273,11 @@ class Inputs:
         return self.root / "inputs" / f"train-corrupted{self.share:g}-seed{seed}.jsonl"
 
 
-def scored_problems(problems: list[data.Problem], count: int) -> list[data.Problem]:
+def scored_problems(problems: list[Problem], count: int) -> list[Problem]:
     """The first count/T problems of each of the T tiers (T = 1 where problems have no tier), in split order."""
     if count == 0:
         return problems
-    by_tier: dict[str, list[data.Problem]] = {}
+    by_tier: dict[str, list[Problem]] = {}
     for p in problems:
         by_tier.setdefault(p.tier, []).append(p)
     per_tier = count // len(by_tier)
@@ -291,7 +293,7 @@ def prepare_inputs(args, inputs: Inputs) -> None:
     the corrupted plans, and the one tokenizer every arm trains with."""
     if not inputs.test_problems.exists():
         chosen = scored_problems(data.load_problems(args.data, "test"), args.problems)
-        data.write_atomic(inputs.test_problems, "".join(json.dumps({"split": "test", **p.to_dict()}) + "\n" for p in chosen))
+        write_atomic(inputs.test_problems, "".join(json.dumps({"split": "test", **p.to_dict()}) + "\n" for p in chosen))
     test = data.load_problems(f"synthetic:{inputs.test_problems}", "test")
     if not inputs.test_reference.exists():
         teacher.write_reference_plans(test, str(inputs.test_reference))
@@ -307,7 +309,7 @@ def prepare_inputs(args, inputs: Inputs) -> None:
         train_problems = train_problems or data.load_problems(args.data, "train")
         plans = {p.id: [teacher.normalise_reference(p.reference_plan)] for p in train_problems if p.reference_plan}
         log(f"training the shared tokenizer ({args.vocab_size} pieces) on {len(train_problems)} train problems")
-        data.Tokenizer.train(train.tokenizer_corpus(train_problems, plans), str(inputs.tokenizer), args.vocab_size)
+        Tokenizer.train(train.tokenizer_corpus(train_problems, plans), str(inputs.tokenizer), args.vocab_size)
 
 
 # ----------------------------------------------------------------------------- runs
@@ -347,7 +349,7 @@ class Task:
             before = " ".join(json.loads(stamp.read_text()))
             raise ReproduceError(f"{stamp}: this run was made with other settings:\n  {before}\nnow asked for:\n  "
                                  f"{' '.join(command)}\npass another --out or delete {self.folder}")
-        data.write_atomic(stamp, json.dumps(command) + "\n")
+        write_atomic(stamp, json.dumps(command) + "\n")
 
 
 def rel(path: Path) -> str:
@@ -456,7 +458,7 @@ def run_all(tasks: list[Task], root: Path, jobs: int) -> None:
                 # a resumed training run adds to its time so far; any other run starts the count again
                 seconds = (ledger.get(run.task.name, {}).get("seconds", 0) if run.resumed else 0) + time.time() - run.started
                 ledger[run.task.name] = {"kind": run.task.kind, "seconds": seconds}
-                data.write_atomic(ledger_path, json.dumps(ledger, indent=1) + "\n")
+                write_atomic(ledger_path, json.dumps(ledger, indent=1) + "\n")
                 if run.proc.returncode == 0:
                     done.add(run.task.name)
                     continue
@@ -735,6 +737,7 @@ def write_report(args, root: Path, tasks: list[Task], wall: float) -> str:
             else:
                 lines += ["(no learning_curves.png: matplotlib, an optional dependency of reproduce.py, is not installed)", ""]
                 log("matplotlib is not installed: no learning_curves.png (the numbers are in results.md)")
+    code = provenance()
     lines += [f"pass@1 in % on {len(meta)} synthetic test problems ({scored}, the same for every arm), mean ± sample "
               f"std over {args.seeds} seeds. Every arm trains {args.steps} steps x {args.batch_size} problems with one "
               f"shared tokenizer ({args.vocab_size} pieces; extra train.py flags: '{args.train_args}'). With several "
@@ -744,18 +747,18 @@ def write_report(args, root: Path, tasks: list[Task], wall: float) -> str:
               f"problem) with a percentile 95% interval from {args.bootstrap} bootstrap draws resampling seeds and "
               "problems; 'no measurable difference' when the interval holds 0. Corrupted plans: "
               f"{args.corrupt_share:g} of each plan's steps dropped, swapped or replaced by another plan's step.",
-              "", f"Machine: {machine_line()}",
+              "", f"Machine: {machine_line()}", f"Code: commit {code['commit']}" + (" (with uncommitted changes)" if code["dirty"] else ""),
               f"Wall time: {format_seconds(wall)} this invocation; {format_seconds(sum(e['seconds'] for e in ledger.values()))} "
               f"summed over all {len(ledger)} runs made so far.",
               f"Command: python reproduce.py {' '.join(shlex.quote(a) for a in sys.argv[1:])}"]
     text = "\n".join(lines) + "\n"
-    data.write_atomic(root / "results.md", text)
-    summary = {"mode": args.mode, "settings": vars(args), "machine": machine_line(), "wall_s": wall,
+    write_atomic(root / "results.md", text)
+    summary = {"mode": args.mode, "settings": vars(args), "machine": machine_line(), "wall_s": wall, **code,
                "training": summaries, "timings": ledger}
-    data.write_atomic(root / "results.json", json.dumps(summary, indent=1) + "\n")
+    write_atomic(root / "results.json", json.dumps(summary, indent=1) + "\n")
     # per problem and run: what every table is computed from; compact, as it grows with problems x runs
     outcomes = {"problems": meta, "runs": [asdict(r) for r in records]}
-    data.write_atomic(root / "outcomes.json", json.dumps(outcomes, separators=(",", ":")) + "\n")
+    write_atomic(root / "outcomes.json", json.dumps(outcomes, separators=(",", ":")) + "\n")
     return text
 
 
@@ -782,12 +785,12 @@ def main(argv=None) -> None:
                 import torch
                 if not torch.cuda.is_available():
                     raise ReproduceError("--gpu: no CUDA device; use --quick on a CPU")
-            data.write_atomic(root / "config.json", json.dumps({**vars(args), "train_defaults": asdict(train.TrainConfig()),
-                                                                "tasks": [t.argv for t in tasks]}, indent=1) + "\n")
+            write_atomic(root / "config.json", json.dumps({**vars(args), **provenance(), "train_defaults": asdict(train.TrainConfig()),
+                                                           "tasks": [t.argv for t in tasks]}, indent=1) + "\n")
             prepare_inputs(args, Inputs(root, args.problems, args.vocab_size, args.corrupt_share))
             run_all(tasks, root, args.jobs)
         print(write_report(args, root, tasks, time.time() - started))
-    except (ReproduceError, data.DataError, teacher.TeacherError) as e:
+    except (ReproduceError, DataError, teacher.TeacherError) as e:
         print(f"reproduce.py: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:

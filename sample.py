@@ -51,6 +51,7 @@ import model as model_lib
 import pretrained
 import sandbox
 import teacher
+from problems import DataError, Problem, provenance, write_atomic
 
 DEFAULT_KS = (1, 2, 5, 10, 16, 100)
 
@@ -184,7 +185,7 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def problems_digest(problems: list[data.Problem]) -> str:
+def problems_digest(problems: list[Problem]) -> str:
     """Which problems, in which order: ids and statements."""
     text = "\n".join(f"{p.id}\t{teacher.question_digest(p)}" for p in problems)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
@@ -263,7 +264,7 @@ def read_journal(path: Path) -> tuple[dict[str, dict], list[dict]]:
     return records, invocations
 
 
-def problem_record(problem: data.Problem, batch: int, candidates: list[codeplan.Candidate], scored: bool) -> dict:
+def problem_record(problem: Problem, batch: int, candidates: list[codeplan.Candidate], scored: bool) -> dict:
     return {"task_id": problem.id, "batch": batch, "scored": scored,
             "candidates": [dataclasses.asdict(c) for c in candidates]}
 
@@ -278,7 +279,7 @@ def settings_check(out: Path, config: dict) -> None:
     """Write config.json into a new folder; a folder made with other settings is refused."""
     path = out / "config.json"
     if not path.exists():
-        data.write_atomic(path, json.dumps(config, indent=2) + "\n")
+        write_atomic(path, json.dumps(config, indent=2) + "\n")
         return
     saved = json.loads(path.read_text()).get("settings")
     if saved is None:
@@ -320,7 +321,7 @@ def sample(args) -> Path:
     try:
         problems = select(data.load_problems(spec, args.split), per_tier, args.limit)
         given = teacher.read_plans(args.plans_from, problems) if args.plans_from else None
-    except (data.DataError, teacher.TeacherError) as e:
+    except (DataError, teacher.TeacherError) as e:
         raise SystemExit(f"sample.py: {e}")
     if given is not None:
         # a problem with no given plan would have no candidate and silently drop out of pass@k
@@ -349,7 +350,7 @@ def sample(args) -> Path:
                 "temperature": args.temperature, "top_p": args.top_p, "max_new_tokens": max_new_tokens,
                 "max_source_len": train_cfg["max_source_len"], "batch_size": args.batch_size, "seed": args.seed,
                 "timeout": args.timeout, "samples_per_problem": samples_per_problem}
-    settings_check(out, {"settings": settings, "checkpoint": str(ckpt), "data": spec, "split": args.split,
+    settings_check(out, {"settings": settings, **provenance(), "checkpoint": str(ckpt), "data": spec, "split": args.split,
                          "limit": args.limit, "per_tier": per_tier, "problems": len(problems), "mode": mode_name(args),
                          "plans_from": args.plans_from or None})
 
@@ -403,7 +404,7 @@ def sample(args) -> Path:
 
 # ----------------------------------------------------------------------------- the report
 
-def gather(folders: list[Path], problems: list[data.Problem], workers: int, timeout: float,
+def gather(folders: list[Path], problems: list[Problem], workers: int, timeout: float,
            allow_weak: bool | None) -> tuple[list[list[codeplan.Candidate]], list[dict]]:
     """Every problem's candidates from the folders' journals, each problem once; candidates that were
     not run yet (--generate-only) are run now and their verdicts journaled (resumable too)."""
@@ -478,7 +479,7 @@ def report(folders: list[Path], args) -> str:
     spec = args.data or config["data"]
     try:
         problems = data.load_problems(spec, config["split"])
-    except data.DataError as e:
+    except DataError as e:
         raise SystemExit(f"sample.py: {e}")
     problems = select(problems, config.get("per_tier", 0), config["limit"])
     if problems_digest(problems) != config["settings"]["problems_digest"]:
@@ -504,8 +505,8 @@ def report(folders: list[Path], args) -> str:
                                 "duplicate": c is not best, "logprob": c.logprob, "tokens": c.tokens,
                                 "public_pass_rate": c.public})
                 results.append(sandbox.result_row(p.id, c, rank=rank, plan_id=c.plan_id))
-    data.write_atomic(out / "samples.jsonl", "".join(json.dumps(row) + "\n" for row in samples))
-    data.write_atomic(out / "samples_results.jsonl", "".join(json.dumps(row) + "\n" for row in results))
+    write_atomic(out / "samples.jsonl", "".join(json.dumps(row) + "\n" for row in samples))
+    write_atomic(out / "samples_results.jsonl", "".join(json.dumps(row) + "\n" for row in results))
     if args.format:
         name = "generations.json" if args.format == "bigcode" else f"samples.{args.format}.jsonl"
         sandbox.write_samples(samples, out / name, args.format, problems)
@@ -536,8 +537,9 @@ def report(folders: list[Path], args) -> str:
                      f"{sum(i['generate_s'] for i in finished):.0f} s, waiting for the sandbox after generation "
                      f"{sum(i['execute_wait_s'] for i in finished):.0f} s, wall {sum(i['wall_s'] for i in finished):.0f} s "
                      f"for {sum(i['problems'] for i in finished)} problems")
-    data.write_atomic(out / "report.md", "\n".join(lines) + "\n")
-    data.write_atomic(out / "report.json", json.dumps({"rank_by": args.rank_by, "ks": ks, "metrics": metrics}, indent=2) + "\n")
+    write_atomic(out / "report.md", "\n".join(lines) + "\n")
+    write_atomic(out / "report.json", json.dumps({"rank_by": args.rank_by, "ks": ks, "metrics": metrics, **provenance()},
+                                                 indent=2) + "\n")
     if args.show:
         print(show(problems, [codeplan.rank_candidates(c, args.rank_by) for c in candidates], args.show) + "\n")
     print(f"wrote {out}/", file=sys.stderr)
@@ -550,7 +552,7 @@ def write_generated(out: Path, journal_path: Path, samples_name: str) -> None:
     rows = [{"task_id": tid, "code": c["code"], "plan": c["plan"], "plan_id": c["plan_id"], "candidate": j,
              "logprob": c["logprob"], "tokens": c["tokens"]}
             for tid, record in records.items() for j, c in enumerate(record["candidates"])]
-    data.write_atomic(out / samples_name, "".join(json.dumps(row) + "\n" for row in rows))
+    write_atomic(out / samples_name, "".join(json.dumps(row) + "\n" for row in rows))
     print(f"wrote {out / samples_name}: {len(rows)} programs of {len(records)} problems, not run yet: "
           f"python sample.py --merge {out}  (or python sandbox.py --samples {out / samples_name})", file=sys.stderr)
 

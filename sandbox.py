@@ -1005,7 +1005,7 @@ def write_samples(rows: list[dict], path: Path, fmt: str, problems: list) -> Non
     the whole program, which also runs when appended to the prompt), "evalplus" (task_id + solution,
     the whole program) or "bigcode" (generations.json: one list of whole programs per problem, in the
     order of `problems`; a problem without rows gets an empty list)."""
-    import data
+    from problems import write_atomic
     if fmt not in WRITE_FORMATS:
         raise SandboxError(f"sample format must be one of {', '.join(WRITE_FORMATS)}, got {fmt!r}")
     by_id = {p.id: p for p in problems}
@@ -1024,7 +1024,7 @@ def write_samples(rows: list[dict], path: Path, fmt: str, problems: list) -> Non
         prompts = {t: humaneval_prompt(by_id[t]) for t, _ in programs}
         text = "".join(json.dumps({"task_id": t, "completion": c[len(prompts[t]):] if prompts[t] and c.startswith(prompts[t])
                                    else c}) + "\n" for t, c in programs)
-    data.write_atomic(Path(path), text)
+    write_atomic(Path(path), text)
 
 
 SAMPLE_ID_FIELDS = ("rank", "plan_id")   # copied from a sample row to its result row when present
@@ -1045,6 +1045,7 @@ def score(data_spec: str, samples_path: Path, ks: list[int], timeout: float, wor
     accuracy, in sample.py's rows (all, each difficulty, each tier), and the programs' status breakdown."""
     import data
     from codeplan import pass_at_k_report, report_groups
+    from problems import provenance, write_atomic
     problem_list = data.load_problems(data_spec)
     problems = {p.id: p for p in problem_list}
     samples = read_samples(samples_path, problem_list)
@@ -1056,8 +1057,8 @@ def score(data_spec: str, samples_path: Path, ks: list[int], timeout: float, wor
     verdicts = evaluate_many([(problems[str(s["task_id"])], s["code"], tests) for s in samples], workers, timeout,
                              len(samples) > 20, allow_weak_isolation, comparison)
     out = samples_path.with_name(samples_path.stem + "_results.jsonl")
-    data.write_atomic(out, "".join(json.dumps(result_row(s["task_id"], v, **{k: s[k] for k in SAMPLE_ID_FIELDS if k in s}))
-                                   + "\n" for s, v in zip(samples, verdicts)))
+    write_atomic(out, "".join(json.dumps(result_row(s["task_id"], v, **{k: s[k] for k in SAMPLE_ID_FIELDS if k in s}))
+                              + "\n" for s, v in zip(samples, verdicts)))
     by_problem: dict[str, list] = {}
     for s, v in zip(samples, verdicts):
         by_problem.setdefault(str(s["task_id"]), []).append(v)
@@ -1070,6 +1071,8 @@ def score(data_spec: str, samples_path: Path, ks: list[int], timeout: float, wor
     report = pass_at_k_report(scored, [by_problem[p.id] for p in scored], ks, rank_by=None)
     n_min = report["all"]["samples"]
     shown = [k for k in ks if k <= n_min]
+    code = provenance()
+    print(f"scored by commit {code['commit']}{' (with uncommitted changes)' if code['dirty'] else ''}")
     print(f"{'subset':<14} {'problems':>8} " + " ".join(f"{'pass@' + str(k):>9}" for k in shown)
           + f" {'test-avg':>9} {'strict':>9}")
     for name, idx in report_groups(scored).items():

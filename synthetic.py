@@ -8,7 +8,7 @@ edge cases it handles. From one chain the generator writes the statement, two re
 solutions, a reference plan and the tests. Expected outputs come from the primitives'
 functions, never from running the solutions; tests/test_synthetic.py checks that the solutions
 agree. This module imports nothing from the project: it returns problem records in the layout
-of data.Problem.to_dict(), and data.py loads and caches them.
+of problems.Problem.to_dict(), and data.py loads and caches them.
 
 Choices (documented here because other parts rely on them):
 - Two statement styles, tagged on each problem (`style`). "goal" (GOAL_SHARE of every
@@ -779,7 +779,7 @@ def split_plan(split: str, size: int) -> list[tuple[str, int, int]]:
 
 
 def generate(seed: int = 0, sizes: tuple[int, int, int] = DEFAULT_SIZES, progress: bool = False) -> dict[str, list[dict]]:
-    """The train / valid / test splits as problem records (data.Problem.to_dict() layout); the
+    """The train / valid / test splits as problem records (problems.Problem.to_dict() layout); the
     same seed and sizes always give the same problems."""
     if len(sizes) != 3 or any(n < 0 for n in sizes):
         raise SyntheticError(f"synthetic: sizes must be three counts >= 0 (train, valid, test), got {sizes!r}")

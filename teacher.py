@@ -33,8 +33,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import data
-from data import Problem
 from llm_client import DEFAULT_BASE_URL, AuthError, ChatClient, RequestFailed, api_key_from_env
+from problems import DataError, Problem, write_atomic
 
 DEFAULT_MODEL = "gpt-3.5-turbo"   # the authors' teacher, at temperature 0.2
 TEACHER_MODES = ("backward", "code-only", "forward")
@@ -403,7 +403,7 @@ def write_reference_plans(problems: list[Problem], path: str, split: str | None 
                                  "plan": normalise_reference(problem.reference_plan),
                                  "mode": REFERENCE, "model": REFERENCE, "prompt_version": None,
                                  "solution_index": None, "status": "ok", "reason": "", "usage": {}}))
-    data.write_atomic(Path(path), b"".join(lines))
+    write_atomic(Path(path), b"".join(lines))
     return len(lines)
 
 # ----------------------------------------------------------------------------- the run
@@ -591,7 +591,7 @@ def read_problems_file(path: str) -> list[Problem]:
 def write_config(path: str, config: dict) -> str:
     """The resolved settings next to the plans file (never the key: only which variable held it)."""
     config_path = os.path.splitext(path)[0] + ".config.json"
-    data.write_atomic(Path(config_path), json.dumps(config, indent=2) + "\n")
+    write_atomic(Path(config_path), json.dumps(config, indent=2) + "\n")
     return config_path
 
 
@@ -670,7 +670,7 @@ def run(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     try:
         run(parse_args(argv))
-    except (TeacherError, AuthError, data.DataError) as e:
+    except (TeacherError, AuthError, DataError) as e:
         print(f"teacher: error: {e}", file=sys.stderr)
         sys.exit(2)
 

@@ -42,6 +42,8 @@ import pretrained
 import teacher
 from ddp import close_distributed
 from flops import example_flops  # noqa: F401  (tests check train.example_flops, the count behind MFU)
+from problems import DataError, Problem, provenance, write_atomic
+from tokenizer import Tokenizer
 
 # Defaults that depend on where the run trains: the preset, and a budget that fits there.
 # cpu: measured on a 2-core VM (README): the main command trains and samples within 15 minutes.
@@ -178,7 +180,7 @@ def log(msg: str) -> None:
 
 # ----------------------------------------------------------------------------- data
 
-def load_plans(cfg: TrainConfig, problems: list[data.Problem], run_dir: Path, is_main: bool) -> dict[str, list[str]]:
+def load_plans(cfg: TrainConfig, problems: list[Problem], run_dir: Path, is_main: bool) -> dict[str, list[str]]:
     if cfg.lam == 0:
         return {}
     path = Path(cfg.plans)
@@ -206,25 +208,25 @@ def prepare(cfg: TrainConfig, run_dir: Path, is_main: bool):
         pretrained.copy_tokenizer(cfg.init, tok_path)   # the pretrained model's own tokenizer, kept with the run
     elif is_main and cfg.tokenizer:
         if not Path(cfg.tokenizer).is_file():
-            raise data.DataError(f"--tokenizer {cfg.tokenizer}: no such file")
+            raise DataError(f"--tokenizer {cfg.tokenizer}: no such file")
         given = Path(cfg.tokenizer).read_bytes()
         if tok_path.exists() and tok_path.read_bytes() != given:
-            raise data.DataError(f"--tokenizer {cfg.tokenizer} differs from the tokenizer of this run ({tok_path})")
-        data.write_atomic(tok_path, given)
+            raise DataError(f"--tokenizer {cfg.tokenizer} differs from the tokenizer of this run ({tok_path})")
+        write_atomic(tok_path, given)
     elif is_main and not tok_path.exists():
-        data.Tokenizer.train(tokenizer_corpus(train_problems, plans), str(tok_path), cfg.vocab_size)
+        Tokenizer.train(tokenizer_corpus(train_problems, plans), str(tok_path), cfg.vocab_size)
     ddp.barrier()
     tokenizer = pretrained.load_tokenizer(tok_path)
     train = codeplan.make_examples(train_problems, plans, cfg.solutions)
     valid = codeplan.make_examples(valid_problems, valid_plans, cfg.solutions)
     if len(train) < cfg.batch_size:
-        raise data.DataError(f"{cfg.data}: the train split has {len(train)} examples with a ground-truth solution, "
+        raise DataError(f"{cfg.data}: the train split has {len(train)} examples with a ground-truth solution, "
                              f"fewer than --batch-size {cfg.batch_size}")
     if cfg.lam > 0:
         with_plan = sum(bool(e.plans) for e in train)
         if with_plan == 0:
             # e.g. a plans file made for another dataset or split: its task ids match nothing here
-            raise data.DataError(f"{cfg.plans}: no plan matches any of the {len(train)} train examples of {cfg.data}; "
+            raise DataError(f"{cfg.plans}: no plan matches any of the {len(train)} train examples of {cfg.data}; "
                                  f"--lambda {cfg.lam:g} needs plans (check that the file was made for this data)")
         if is_main:
             log(f"plans: {with_plan}/{len(train)} train examples ({with_plan / len(train):.1%}) have a plan from {cfg.plans}")
@@ -236,7 +238,7 @@ def tokenizer_path(cfg: TrainConfig, run_dir: Path) -> Path:
     return run_dir / ("tokenizer" if cfg.init else "tokenizer.model")
 
 
-def tokenizer_corpus(problems: list[data.Problem], plans: dict[str, list[str]]) -> list[str]:
+def tokenizer_corpus(problems: list[Problem], plans: dict[str, list[str]]) -> list[str]:
     """The tokenizer learns the encoder inputs as the model will see them, markers and headers included."""
     corpus = [codeplan.code_source(p) for p in problems] + [s for p in problems for s in p.solutions]
     return corpus + [pl for pls in plans.values() for pl in pls]
@@ -246,7 +248,7 @@ def batch_order(examples: list[codeplan.Example], batch_size: int, seed: int, ep
     lengths = [len(e.problem.question) + len(e.solution) for e in examples]
     # full batches only: a short remainder would change the global batch and, split over ranks
     # and accumulation steps, could leave a micro-batch empty
-    return [b for b in data.bucket_batches(lengths, batch_size, seed=seed * 1000 + epoch) if len(b) == batch_size]
+    return [b for b in batching.bucket_batches(lengths, batch_size, seed=seed * 1000 + epoch) if len(b) == batch_size]
 
 
 def batch_at(step: int, examples, cfg: TrainConfig, cache: dict) -> list[int]:
@@ -272,7 +274,7 @@ def step_batches(step: int, examples, tokenizer, cfg: TrainConfig, cache: dict, 
 def to_tensors(pairs, pad_id: int, device) -> dict | None:
     if not pairs:
         return None
-    return {k: v.to(device, non_blocking=True) for k, v in data.collate(pairs, pad_id).items()}
+    return {k: v.to(device, non_blocking=True) for k, v in batching.collate(pairs, pad_id).items()}
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -322,14 +324,14 @@ def resume_config(cfg: TrainConfig, run_dir: Path) -> tuple[TrainConfig, dict]:
     if not saved_path.exists():
         return cfg, {}   # no run there: the missing checkpoint is reported next
     saved, default, adopted = json.loads(saved_path.read_text()), TrainConfig(), {}
-    for field in RUN_FIELDS:
-        if field not in saved:
+    for name in RUN_FIELDS:
+        if name not in saved:
             continue
-        given = getattr(cfg, field)
-        if given is None or given == getattr(default, field):
-            adopted[field] = saved[field]
-        elif given != saved[field]:
-            raise SystemExit(f"--resume: {flag_name(field)} {given} contradicts {saved_path} ({saved[field]}); leave it out to continue the run")
+        given = getattr(cfg, name)
+        if given is None or given == getattr(default, name):
+            adopted[name] = saved[name]
+        elif given != saved[name]:
+            raise SystemExit(f"--resume: {flag_name(name)} {given} contradicts {saved_path} ({saved[name]}); leave it out to continue the run")
     return replace(cfg, **adopted), adopted
 
 
@@ -395,9 +397,9 @@ class Run:
     world: int
     run_dir: Path
     provenance: dict                 # the commit (and dirty flag) in config.json and summary.json
-    tokenizer: data.Tokenizer
+    tokenizer: Tokenizer
     valid_ex: list[codeplan.Example]
-    valid_problems: list[data.Problem]
+    valid_problems: list[Problem]
     raw_model: model_lib.CodePlanModel
     loss_module: torch.nn.Module     # L = (1 - lambda) L_code + lambda L_plan around the (compiled, DDP) model
     optimizer: torch.optim.AdamW
@@ -463,9 +465,9 @@ def setup_run(cfg: TrainConfig) -> Run:
     if cfg.batch_size % (world * cfg.grad_accum):
         raise SystemExit(f"--batch-size {cfg.batch_size} must divide by world size x --grad-accum = {world * cfg.grad_accum}")
     run_dir = Path(cfg.out) / cfg.name
-    provenance = data.provenance()
+    code_version = provenance()
     if is_main:
-        open_run_dir(cfg, run_dir, {"device": str(device), "world_size": world, **provenance})
+        open_run_dir(cfg, run_dir, {"device": str(device), "world_size": world, **code_version})
     ddp.barrier()
 
     random.seed(cfg.seed)
@@ -499,16 +501,16 @@ def setup_run(cfg: TrainConfig) -> Run:
     if is_main and cfg.resume and metrics_path.exists():
         # drop lines a killed run logged after its last checkpoint, so the log reads as one run
         kept = [l for l in metrics_path.read_text().splitlines() if l.strip() and json.loads(l)["step"] <= step]
-        data.write_atomic(metrics_path, "".join(l + "\n" for l in kept))
+        write_atomic(metrics_path, "".join(l + "\n" for l in kept))
     # Ctrl-C ends the step under way, saves last.pt and exits 130: the run resumes exactly from there
     interrupted = threading.Event()
     previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
 
     cache = {}
-    tokens = batching.TokenCache(tokenizer, tokenizer_path(cfg, run_dir), batching.training_texts(train_ex))
+    tokens = batching.TokenCache(tokenizer, tokenizer_path(cfg, run_dir), codeplan.training_texts(train_ex))
     # the next steps' batches are built in a background thread while this one trains
     batches = batching.Prefetcher(lambda s: step_batches(s, train_ex, tokens, cfg, cache, rank, world), tokenizer.pad_id, device)
-    run = Run(cfg, device, rank, world, run_dir, provenance, tokenizer, valid_ex, valid_problems, raw_model, loss_module,
+    run = Run(cfg, device, rank, world, run_dir, code_version, tokenizer, valid_ex, valid_problems, raw_model, loss_module,
               optimizer, scaler, autocast, batches, step, best, progress, end=min(cfg.steps, cfg.stop_after or cfg.steps),
               interrupted=interrupted, previous_handler=previous_handler, last_saved=step if cfg.resume else None,
               seconds_before=progress["train_seconds"])
@@ -524,7 +526,7 @@ def open_run_dir(cfg: TrainConfig, run_dir: Path, context: dict) -> None:
     if cfg.resume and not (run_dir / "last.pt").exists():
         raise SystemExit(f"--resume: no checkpoint at {run_dir / 'last.pt'}")
     run_dir.mkdir(parents=True, exist_ok=True)
-    data.write_atomic(run_dir / "config.json", json.dumps({**asdict(cfg), **context}, indent=2) + "\n")
+    write_atomic(run_dir / "config.json", json.dumps({**asdict(cfg), **context}, indent=2) + "\n")
 
 
 def build_model(cfg: TrainConfig, tokenizer, device: torch.device) -> model_lib.CodePlanModel:
@@ -688,7 +690,7 @@ def finish_run(run: Run, stop: bool, diverged: bool) -> dict:
     if is_main:
         if run.truncated:
             log(f"truncated examples: {run.truncated}")
-        data.write_atomic(run.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        write_atomic(run.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
 
@@ -696,7 +698,7 @@ def main(argv=None) -> None:
     cfg = parse_args(argv)
     try:
         summary = train(cfg)
-    except (data.DataError, teacher.TeacherError, model_lib.CheckpointError) as e:
+    except (DataError, teacher.TeacherError, model_lib.CheckpointError) as e:
         print(f"train.py: {e}", file=sys.stderr)
         sys.exit(2)
     finally:

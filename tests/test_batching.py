@@ -1,4 +1,5 @@
-"""batching.py: the token cache reads back what the tokenizer gives, the prefetcher returns the asked step."""
+"""batching.py: collate pads and masks, batches group similar lengths, the token cache reads back
+what the tokenizer gives, the prefetcher returns the asked step."""
 import gc
 import random
 import threading
@@ -11,6 +12,8 @@ import torch
 import batching
 import codeplan
 import data
+from problems import DataError
+from tokenizer import Tokenizer
 
 
 class CountingTokenizer:
@@ -29,6 +32,29 @@ def tokenizer_file(tmp_path: Path, content: bytes = b"model v1") -> Path:
     path = tmp_path / "tokenizer.model"
     path.write_bytes(content)
     return path
+
+
+def test_collate_pads_and_masks():
+    batch = batching.collate([([5, 6, 7], [8, 1]), ([9], [10, 11, 12, 1])], pad_id=0)
+    assert batch["input_ids"].tolist() == [[5, 6, 7], [9, 0, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]] and batch["attention_mask"].dtype == torch.long
+    assert batch["labels"].tolist() == [[8, 1, -100, -100], [10, 11, 12, 1]]
+
+
+def test_bucket_batches():
+    lengths = [(i * 37) % 1000 for i in range(1000)]
+    batches = batching.bucket_batches(lengths, 16, seed=1)
+    assert sorted(i for b in batches for i in b) == list(range(1000))
+    assert batches == batching.bucket_batches(lengths, 16, seed=1) != batching.bucket_batches(lengths, 16, seed=2)
+    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
+    assert spread < 100   # random batches would spread over ~900
+    ordered = batching.bucket_batches(lengths, 16, seed=0, shuffle=False)
+    flat = [lengths[i] for b in ordered for i in b]
+    assert flat == sorted(flat) and len(ordered[-1]) == 1000 % 16
+
+
+def test_truncate_reports():
+    assert batching.truncate([1, 2, 3], 2) == ([1, 2], True) and batching.truncate([1, 2], 2) == ([1, 2], False)
 
 
 def test_token_cache_gives_the_tokenizers_ids_and_is_read_back_instead_of_encoding(tmp_path):
@@ -73,7 +99,7 @@ def test_a_damaged_cache_file_is_named_in_the_error(tmp_path):
     cache = batching.TokenCache(CountingTokenizer(), tokenizer_file(tmp_path), ["a", "b"])
     other = batching.TokenCache(CountingTokenizer(), tokenizer_file(tmp_path), ["c"])
     cache.path.write_bytes(other.path.read_bytes())  # a file of the right name holding other texts
-    with pytest.raises(data.DataError, match=cache.path.name):
+    with pytest.raises(DataError, match=cache.path.name):
         batching.TokenCache(CountingTokenizer(), tokenizer_file(tmp_path), ["a", "b"])
 
 
@@ -82,8 +108,8 @@ def test_encode_batch_through_the_cache_equals_the_tokenizer_and_misses_nothing(
     plans = {p.id: [p.reference_plan, p.reference_plan.upper()] for p in problems}
     examples = codeplan.make_examples(problems, plans, "shortest")
     path = tmp_path / "tok.model"
-    tokenizer = data.Tokenizer.train(batching.training_texts(examples), str(path), 400)
-    cache = batching.TokenCache(tokenizer, path, batching.training_texts(examples))
+    tokenizer = Tokenizer.train(codeplan.training_texts(examples), str(path), 400)
+    cache = batching.TokenCache(tokenizer, path, codeplan.training_texts(examples))
     for step in range(5):
         chunk = examples[step * 8:(step + 1) * 8]
         through_cache = codeplan.encode_batch(chunk, cache, 0.5, 0.5, random.Random(step), 64, 32, {})
@@ -101,7 +127,7 @@ def make_step(step: int):
 
 def expected(step: int):
     micro, info = make_step(step)
-    return [(pairs, {task: data.collate(p, 0) if p else None for task, p in pairs.items()}) for pairs in micro], info
+    return [(pairs, {task: batching.collate(p, 0) if p else None for task, p in pairs.items()}) for pairs in micro], info
 
 
 def assert_same(got, want):
@@ -141,13 +167,13 @@ def test_prefetcher_builds_ahead_in_another_thread():
 def test_prefetcher_raises_the_threads_error_and_its_thread_ends():
     def failing(step: int):
         if step == 2:
-            raise data.DataError("example 7: bad text")
+            raise DataError("example 7: bad text")
         return make_step(step)
 
     prefetcher = batching.Prefetcher(failing, pad_id=0, device="cpu")
     assert_same(prefetcher.get(0), expected(0))
     assert_same(prefetcher.get(1), expected(1))
-    with pytest.raises(data.DataError, match="example 7"):
+    with pytest.raises(DataError, match="example 7"):
         prefetcher.get(2)
     assert prefetcher.thread is None
 

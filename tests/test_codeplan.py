@@ -10,11 +10,11 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import batching  # noqa: E402
 import codeplan  # noqa: E402
-import data  # noqa: E402
 import model  # noqa: E402
 from codeplan import Candidate  # noqa: E402
-from data import Problem, Test  # noqa: E402
+from problems import Problem, Test  # noqa: E402
 
 
 class CharTokenizer:
@@ -159,7 +159,7 @@ def tiny_model(seed=0) -> model.CodePlanModel:
 
 def loss_batch(lam, plan_in_code=0.5):
     pairs, _ = encode(examples(4), lam=lam, plan_in_code=plan_in_code, max_source=40, max_target=12)
-    return {task: data.collate(p, 0) if p else None for task, p in pairs.items()}
+    return {task: batching.collate(p, 0) if p else None for task, p in pairs.items()}
 
 
 def token_mean_ce(net, t, head):

@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import codeplan  # noqa: E402
 import teacher  # noqa: E402
-from data import Problem, Test  # noqa: E402
+from problems import Problem, Test  # noqa: E402
 
 
 class CharTokenizer:

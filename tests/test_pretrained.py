@@ -11,9 +11,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import data  # noqa: E402
 import model  # noqa: E402
 import pretrained  # noqa: E402
+from problems import DataError  # noqa: E402
+from tokenizer import TASK_MARKERS  # noqa: E402
 
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
@@ -72,8 +73,8 @@ def test_byte_level_bpe_ids_equal_transformers_and_round_trip(bpe_folders, kind)
         transformers.RobertaTokenizer.from_pretrained(str(folder))
     assert (ours.pad_id, ours.eos_id) == (hf.pad_token_id, hf.eos_token_id) == (0, 2)
     base = len(hf)
-    hf.add_tokens(list(data.TASK_MARKERS))        # the markers come after the vocabulary, as with transformers
-    assert [ours.marker_id(m) for m in data.TASK_MARKERS] == hf.convert_tokens_to_ids(list(data.TASK_MARKERS)) \
+    hf.add_tokens(list(TASK_MARKERS))        # the markers come after the vocabulary, as with transformers
+    assert [ours.marker_id(m) for m in TASK_MARKERS] == hf.convert_tokens_to_ids(list(TASK_MARKERS)) \
         == [base, base + 1, base + 2]
     assert ours.vocab_size == base + 3
     for text in TEXTS + CORPUS[:5]:
@@ -104,8 +105,8 @@ def test_sentencepiece_ids_equal_transformers_t5(spiece_folder):
     size = ours.sp.get_piece_size()
     assert (ours.pad_id, ours.eos_id) == (hf.pad_token_id, hf.eos_token_id) == (0, 1)
     assert ours.encode("<extra_id_0>") == [hf.convert_tokens_to_ids("<extra_id_0>")] == [size + 99]
-    hf.add_tokens(list(data.TASK_MARKERS))
-    assert [ours.marker_id(m) for m in data.TASK_MARKERS] == [size + 100, size + 101, size + 102]
+    hf.add_tokens(list(TASK_MARKERS))
+    assert [ours.marker_id(m) for m in TASK_MARKERS] == [size + 100, size + 101, size + 102]
     for text in TEXTS + CORPUS[:5] + ["a <extra_id_3> b<extra_id_0>c"]:
         assert ours.encode(text) == hf_ids(hf, text), text
     # T5's normaliser folds tabs and newlines to spaces: only words survive a round trip
@@ -113,7 +114,7 @@ def test_sentencepiece_ids_equal_transformers_t5(spiece_folder):
 
 
 def test_a_folder_without_a_tokenizer_is_named(tmp_path):
-    with pytest.raises(data.DataError, match=str(tmp_path)):
+    with pytest.raises(DataError, match=str(tmp_path)):
         pretrained.load_tokenizer(tmp_path)
 
 
@@ -129,7 +130,7 @@ def tiny_t5_folder(tokenizer_folder: Path, dest: Path, vocab_size: int, pad: int
 
 def test_init_model_grows_embedding_and_both_heads_and_keeps_pretrained_logits(bpe_folders, tmp_path):
     tokenizer = pretrained.load_tokenizer(bpe_folders[0])
-    base = tokenizer.vocab_size - len(data.TASK_MARKERS)
+    base = tokenizer.vocab_size - len(TASK_MARKERS)
     folder = tiny_t5_folder(bpe_folders[0], tmp_path / "tiny", base, tokenizer.pad_id, tokenizer.eos_id)
     hf = transformers.T5ForConditionalGeneration.from_pretrained(str(folder)).eval()
     net = pretrained.init_model(folder, tokenizer, dropout=0.0, quiet=True).eval()

@@ -19,8 +19,10 @@ import pretrained  # noqa: E402
 import sample  # noqa: E402
 import teacher  # noqa: E402
 import train  # noqa: E402
+from problems import Problem  # noqa: E402
 from test_pretrained import tiny_t5_folder  # noqa: E402
 from test_teacher import SECRET, FakeTeacher, fast_config  # noqa: E402
+from tokenizer import Tokenizer  # noqa: E402
 
 APPS = ROOT.parent / "shared" / "data" / "apps" / "original" / "train"
 transformers = pytest.importorskip("transformers")
@@ -45,7 +47,7 @@ def apps_spec() -> str:
     return f"apps:{APPS}"
 
 
-def bpe_checkpoint_folder(problems: list[data.Problem], dest: Path) -> Path:
+def bpe_checkpoint_folder(problems: list[Problem], dest: Path) -> Path:
     """A tiny CodeT5-shaped folder: a byte-level BPE learned on the problems, and random T5 weights."""
     corpus = [p.question for p in problems] + [s for p in problems for s in p.solutions[:5]]
     trainer = tokenizers.ByteLevelBPETokenizer()
@@ -121,8 +123,8 @@ def test_humaneval_programs_are_the_prompt_and_the_completion(tmp_path):
     import sandbox
     import torch
     problems = data.load_problems(f"humaneval:{path}", "test")[:3]
-    tokenizer = data.Tokenizer.train([p.question + p.solutions[0] for p in data.load_problems(f"humaneval:{path}")],
-                                     str(tmp_path / "tok.model"), 400)
+    tokenizer = Tokenizer.train([p.question + p.solutions[0] for p in data.load_problems(f"humaneval:{path}")],
+                                str(tmp_path / "tok.model"), 400)
     torch.manual_seed(0)
     net = model.CodePlanModel(model.ModelConfig(vocab_size=tokenizer.vocab_size, d_model=32, d_kv=8, d_ff=64,
                                                 num_heads=2, num_layers=1, num_decoder_layers=1, dropout=0.0), quiet=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import random
 import re
-import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,7 +15,6 @@ import pytest
 import torch
 
 import codeplan
-import data
 import reproduce
 import sample
 import sandbox
@@ -24,6 +22,7 @@ import synthetic
 import teacher
 import train
 from conftest import MICRO, ROOT
+from problems import Problem, Test
 
 PLANS = [
     "1. Read n.\n2. Read the list.\n3. Sort it.\n4. Print the first element.",
@@ -255,11 +254,11 @@ def test_dry_run_prints_every_command_and_runs_nothing(tmp_path, capsys):
 
 
 def test_scored_problems_take_the_first_of_each_tier():
-    problems = [data.Problem(id=str(i), question="q", tier=("seen-chain", "new-chain", "held-pair")[i % 3]) for i in range(30)]
+    problems = [Problem(id=str(i), question="q", tier=("seen-chain", "new-chain", "held-pair")[i % 3]) for i in range(30)]
     chosen = reproduce.scored_problems(problems, 6)
     assert [p.id for p in chosen] == ["0", "1", "2", "3", "4", "5"]
     assert len(reproduce.scored_problems(problems, 0)) == 30
-    untiered = [data.Problem(id=str(i), question="q") for i in range(5)]
+    untiered = [Problem(id=str(i), question="q") for i in range(5)]
     assert [p.id for p in reproduce.scored_problems(untiered, 2)] == ["0", "1"]
     with pytest.raises(reproduce.ReproduceError, match="each test tier"):
         reproduce.scored_problems(problems, 2)
@@ -329,11 +328,11 @@ def test_interrupted_training_resumes_from_its_checkpoint(tmp_path, monkeypatch)
 
 # ----------------------------------------------------------------------------- ranking never sees hidden tests
 
-def contradicting_problem() -> data.Problem:
+def contradicting_problem() -> Problem:
     """Public and hidden tests that disagree, so a program can pass one set and fail the other."""
-    return data.Problem(id="echo", question="Print the number you read.", difficulty="introductory", source="synthetic",
-                        public_tests=[data.Test("stdio", "1\n", "2\n")],
-                        hidden_tests=[data.Test("stdio", "1\n", "1\n"), data.Test("stdio", "5\n", "5\n")])
+    return Problem(id="echo", question="Print the number you read.", difficulty="introductory", source="synthetic",
+                   public_tests=[Test("stdio", "1\n", "2\n")],
+                   hidden_tests=[Test("stdio", "1\n", "1\n"), Test("stdio", "5\n", "5\n")])
 
 
 PUBLIC_ONLY, HIDDEN_ONLY = "print(int(input()) + 1)\n", "print(input())\n"

@@ -21,6 +21,7 @@ import sample  # noqa: E402
 import sandbox  # noqa: E402
 import teacher  # noqa: E402
 import train  # noqa: E402
+from problems import Problem  # noqa: E402
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
 from conftest import MICRO  # noqa: E402
@@ -387,7 +388,7 @@ def test_kill_9_mid_run_then_rerun_loses_nothing_and_repeats_nothing(checkpoint,
 
 # ----------------------------------------------------------------------------- ranking and scoring, with known answers
 
-def oracle(problems: list[data.Problem]):
+def oracle(problems: list[Problem]):
     """Stands in for generate_texts: plan j is "PLAN j"; the code written for an odd plan is the problem's
     ground-truth solution, for an even plan one wrong program (the same one for every even plan) that the
     model prefers (higher log-probability)."""
@@ -441,8 +442,6 @@ def test_public_tests_pick_the_right_program_and_sandbox_rescoring_agrees(checkp
 
 
 def test_rank_by_mean_logprob_is_an_option(checkpoint, tmp_path, capsys, spec, monkeypatch):
-    problems = data.load_problems(spec, "test")[:2]
-
     def fake(model, tokenizer, sources, head, n=1, **_):
         if head == "plan":       # plan 0: short and likelier in total, plan 1: long and likelier per token
             return [[("PLAN 0", -2.0, 3), ("PLAN 1", -3.0, 40)] for _ in sources]

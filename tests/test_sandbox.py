@@ -20,7 +20,7 @@ import data  # noqa: E402
 import judge  # noqa: E402
 import sandbox  # noqa: E402
 from codeplan import pass_at_k  # noqa: E402
-from data import Problem, Test  # noqa: E402
+from problems import Problem, Test  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 SECRET = "codeplan-test-secret-7f3a"

@@ -21,7 +21,7 @@ import data  # noqa: E402
 import sample  # noqa: E402
 import sandbox  # noqa: E402
 import synthetic  # noqa: E402
-from data import Problem  # noqa: E402
+from problems import Problem  # noqa: E402
 
 SIZES = (2000, 100, 150)
 STEP_RANGE = {"introductory": (1, 2), "interview": (3, 4), "competition": (5, 6)}

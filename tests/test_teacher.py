@@ -22,7 +22,7 @@ import pytest
 
 import llm_client
 import teacher
-from data import Problem
+from problems import Problem
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "sk-test-9f2c0ffee-DO-NOT-LEAK"

@@ -57,8 +57,8 @@ def launch(root: str, uid: int, userns_allowed: bool, weak: bool) -> None:
 def serve(root: str, weak: bool) -> None:
     sys.path.insert(0, root)
     from dataclasses import asdict
-    import data
     import sandbox
+    from problems import Problem
     with open(f"{HOME}/keep.txt", "w") as f:
         f.write("precious")
     try:
@@ -72,7 +72,7 @@ def serve(root: str, weak: bool) -> None:
         if "home" in req:
             answer = {name: open(os.path.join(HOME, name)).read() for name in sorted(os.listdir(HOME))}
         else:
-            answer = asdict(pool.submit(data.Problem.from_dict(req["problem"]), req["code"], req["tests"],
+            answer = asdict(pool.submit(Problem.from_dict(req["problem"]), req["code"], req["tests"],
                                         req["timeout"]).result())
         print(json.dumps(answer), flush=True)
     pool.close()
