@@ -225,22 +225,12 @@ def journal_name(shard_index: int, shard_count: int) -> str:
     return "journal.jsonl" if shard_count == 1 else f"journal-{shard_index}of{shard_count}.jsonl"
 
 
-class Journal:
-    def __init__(self, path: Path):
-        self.path = path
-        repair = teacher.repair_torn_tail(str(path))
-        if repair:
-            print(f"sample.py: warning: {repair}", file=sys.stderr)
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-
-    def append(self, record: dict) -> None:
-        line = (json.dumps(record) + "\n").encode("utf-8")
-        if os.write(self._fd, line) != len(line):
-            raise OSError(f"{self.path}: short write")
-        os.fsync(self._fd)
-
-    def close(self) -> None:
-        os.close(self._fd)
+def open_journal(path: Path) -> teacher.AppendLog:
+    """The journal, appended to as teacher.py appends to a plans file (one fsynced write per record)."""
+    journal = teacher.AppendLog(str(path))
+    if journal.repair:
+        print(f"sample.py: warning: {journal.repair}", file=sys.stderr)
+    return journal
 
 
 def read_journal(path: Path) -> tuple[dict[str, dict], list[dict]]:
@@ -372,7 +362,7 @@ def sample(args) -> Path:
     started, last_print = time.time(), 0.0
     timing: dict = {}
     batch_of = {p.id: b for b, chunk in mine for p in chunk}
-    journal = Journal(journal_path)
+    journal = open_journal(journal_path)
     pool = None if args.generate_only else sandbox.Pool(workers=workers, timeout=args.timeout,
                                                         allow_weak_isolation=weak_isolation(args))
     try:
@@ -428,7 +418,7 @@ def gather(folders: list[Path], problems: list[Problem], workers: int, timeout: 
     if unscored:
         print(f"sample.py: running the candidates of {len(unscored)} problems that were generated only",
               file=sys.stderr)
-        journals: dict[Path, Journal] = {}
+        journals: dict[Path, teacher.AppendLog] = {}
         try:
             with sandbox.Pool(workers=workers, timeout=timeout, allow_weak_isolation=allow_weak) as pool:
                 running = [(p, *found[p.id], candidates_of(found[p.id][1])) for p in unscored]
@@ -437,7 +427,7 @@ def gather(folders: list[Path], problems: list[Problem], workers: int, timeout: 
                 for p, path, record, cands, futures in running:
                     codeplan.record_tests(cands, futures)
                     if path not in journals:
-                        journals[path] = Journal(path)
+                        journals[path] = open_journal(path)
                     scored = problem_record(p, record["batch"], cands, scored=True)
                     journals[path].append(scored)
                     found[p.id] = (path, scored)

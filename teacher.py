@@ -362,16 +362,17 @@ def read_plans(path: str, problems: list[Problem] | None = None) -> dict[str, li
     return plans
 
 
-class PlansFile:
+class AppendLog:
     """Append-only JSON lines; each record is one os.write on an O_APPEND descriptor, then fsync,
-    under a lock, so concurrent workers never interleave and a kill leaves at most one torn line."""
+    under a lock, so concurrent workers never interleave and a kill leaves at most one torn line,
+    which opening the file again repairs (`repair` says what was done). The plans file and
+    sample.py's journal are both one."""
 
     def __init__(self, path: str):
         self.path = path
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         created = not os.path.exists(path)
         self.repair = repair_torn_tail(path)
-        self.records = read_records(path) if os.path.exists(path) else []
         self._lock = threading.Lock()
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         if created:  # the new directory entry must survive a power cut too, not just the records
@@ -391,6 +392,14 @@ class PlansFile:
 
     def close(self) -> None:
         os.close(self._fd)
+
+
+class PlansFile(AppendLog):
+    """The plans file: an AppendLog that also holds the records already in it."""
+
+    def __init__(self, path: str):
+        super().__init__(path)
+        self.records = read_records(path)
 
 
 def write_reference_plans(problems: list[Problem], path: str, split: str | None = None) -> int:

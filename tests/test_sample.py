@@ -341,7 +341,8 @@ CHILD = """
 import sys, time
 sys.path.insert(0, {root!r})
 import sample
-append = sample.Journal.append
+import teacher
+append = teacher.AppendLog.append   # sample.py's journal is a teacher.AppendLog
 
 def append_then_pause(self, record):
     append(self, record)
@@ -351,7 +352,7 @@ def append_then_pause(self, record):
         open({flag!r}, "w").close()
         time.sleep(3600)
 
-sample.Journal.append = append_then_pause
+teacher.AppendLog.append = append_then_pause
 sample.main(sys.argv[1:])
 """
 
