@@ -39,6 +39,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 PRESETS = {  # d_model, d_kv, d_ff, heads, encoder layers, decoder layers
     "tiny": dict(d_model=192, d_kv=48, d_ff=768, num_heads=4, num_layers=4, num_decoder_layers=4),
@@ -150,6 +151,21 @@ def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
     return x.view(x.shape[0], x.shape[1], num_heads, -1).transpose(1, 2)
 
 
+# On CUDA, PyTorch tries cuDNN's fused attention first on Hopper GPUs. With this model's additive
+# bias (the learned position bias plus padding) in bf16 it fails on an H100 ("mha_graph.execute(...)
+# .is_good()" in forward or backward; pytorch PR 191612 describes a related misread bias). The
+# memory-efficient kernel takes any additive bias and its gradient; flash attention takes none.
+CUDA_ATTENTION_BACKENDS = [SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor, dropout: float) -> torch.Tensor:
+    """softmax(q k^T + bias) v, unscaled as in T5; on CUDA never through cuDNN (above)."""
+    if not q.is_cuda:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0, dropout_p=dropout)
+    with sdpa_kernel(CUDA_ATTENTION_BACKENDS):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0, dropout_p=dropout)
+
+
 class SelfAttention(nn.Module):
     """q, k, v in one projection (one matmul instead of three); optional key/value cache buffers."""
 
@@ -172,8 +188,7 @@ class SelfAttention(nn.Module):
             cache[0][:, :, position:end] = k
             cache[1][:, :, position:end] = v
             k, v = cache[0][:, :, :end], cache[1][:, :, :end]
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=1.0,
-                                           dropout_p=self.dropout if self.training else 0.0)
+        y = attention(q, k, v, mask, self.dropout if self.training else 0.0)
         return self.o(y.transpose(1, 2).reshape(x.shape[0], x.shape[1], self.inner))
 
 
@@ -194,8 +209,7 @@ class CrossAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, keys_values: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
         q = split_heads(self.q(x), self.num_heads)
-        y = F.scaled_dot_product_attention(q, *keys_values, attn_mask=mask, scale=1.0,
-                                           dropout_p=self.dropout if self.training else 0.0)
+        y = attention(q, *keys_values, mask, self.dropout if self.training else 0.0)
         return self.o(y.transpose(1, 2).reshape(x.shape[0], x.shape[1], self.inner))
 
 
