@@ -1,6 +1,6 @@
 """Reproduce the paper's research questions at small scale on the synthetic benchmark.
 
-    python reproduce.py --quick        # 2-core CPU, within an hour: 3 arms x 3 seeds on 48 test problems
+    python reproduce.py --quick        # 2-core CPU, within an hour: 3 arms x 3 seeds on 30 test problems
     python reproduce.py --gpu          # one GPU, aimed at 8 minutes: the same table at a larger budget, runs sharing the card
     python reproduce.py                # everything: + lambda sweep, training on corrupted plans, every test problem
     python reproduce.py --quick --dry-run       # print every command, and the time left if runs were timed before
@@ -121,11 +121,12 @@ BUDGETS = {
     "quick": Budget(("ft", "codeplan-paper", "codeplan"),
                     {"ft": ("direct", "direct-m16"), "codeplan-paper": ("direct", "greedy-plan", "n16", "ref-plans"),
                      "codeplan": NO_M16},
-                    steps=300, batch_size=16, problems=48, curve_every=150, jobs=1),
-    # one GPU shared by several runs (the small preset, train.py's CUDA defaults); not yet timed on a GPU
+                    steps=200, batch_size=16, problems=30, curve_every=100, jobs=1),
+    # one GPU shared by several runs (the small preset, train.py's CUDA defaults). 8 at a time ran out of
+    # memory on an 80 GB H100 (a small-preset training at batch 64 took up to 18 GB), so 4
     "gpu": Budget(("ft", "codeplan-paper", "codeplan"),
                   {"ft": ("direct", "direct-m16"), "codeplan-paper": NO_M16, "codeplan": NO_M16},
-                  steps=200, batch_size=64, problems=150, curve_every=100, jobs=8),
+                  steps=200, batch_size=64, problems=150, curve_every=100, jobs=4),
     "full": Budget(tuple(ARMS), None, steps=train.TrainConfig().steps, batch_size=train.TrainConfig().batch_size,
                    problems=0, curve_every=train.TrainConfig().steps // 4, jobs=1),
 }
@@ -141,7 +142,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="RQ1-RQ4 on a 2-core CPU within an hour: 3 arms, a fixed subset of the test problems")
-    mode.add_argument("--gpu", action="store_true", help="RQ1-RQ4 on one CUDA GPU, aimed at 8 minutes (not yet timed on a GPU), several runs sharing the card")
+    mode.add_argument("--gpu", action="store_true", help="RQ1-RQ4 on one CUDA GPU, aimed at 8 minutes (not yet timed end to end: one H100 try ran out of memory at 8 runs at a time), 4 runs sharing the card")
     p.add_argument("--seeds", type=int, default=3, help="seeds per arm (0 .. SEEDS-1); training and sampling seed alike")
     p.add_argument("--steps", type=int, default=0, help="optimizer steps per training run, equal for every arm; default the mode's")
     p.add_argument("--batch-size", type=int, default=0, help="problems per optimizer step, equal for every arm; default the mode's")

@@ -233,7 +233,7 @@ def test_modes_and_their_arms():
     quick, gpu, full = (reproduce.parse_args(m) for m in (["--quick"], ["--gpu"], []))
     assert quick.arms == gpu.arms == ["ft", "codeplan-paper", "codeplan"]
     assert set(full.arms) >= {"ft", "codeplan-paper", "codeplan", "lambda0.25", "lambda0.75", "corrupted"}
-    assert quick.problems == 48 and full.problems == 0 and quick.seeds == gpu.seeds == 3
+    assert quick.problems == 30 and full.problems == 0 and quick.seeds == gpu.seeds == 3
     paper = reproduce.ARMS["codeplan-paper"].flags
     assert paper[paper.index("--plan-in-code") + 1] == "0"
     assert reproduce.parse_args(["--quick", "--decodings", "direct,n16"]).decodings["codeplan"] == ["direct", "n16"]
