@@ -29,6 +29,7 @@ that scores rank alike whatever the sampling temperature).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -160,9 +161,7 @@ CUDA_ATTENTION_BACKENDS = [SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor, dropout: float) -> torch.Tensor:
     """softmax(q k^T + bias) v, unscaled as in T5; on CUDA never through cuDNN (above)."""
-    if not q.is_cuda:
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0, dropout_p=dropout)
-    with sdpa_kernel(CUDA_ATTENTION_BACKENDS):
+    with sdpa_kernel(CUDA_ATTENTION_BACKENDS) if q.is_cuda else contextlib.nullcontext():
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0, dropout_p=dropout)
 
 

@@ -117,7 +117,7 @@ class Budget:
 
 NO_M16 = tuple(d for d in ALL_PLAN if d != "direct-m16")   # the 16-sample direct baseline only for fine-tuning
 BUDGETS = {
-    # 2 CPU cores, one run at a time; the time model behind these numbers is in the README
+    # 2 CPU cores, one run at a time: 56 minutes measured on the project's 2-core VM (README)
     "quick": Budget(("ft", "codeplan-paper", "codeplan"),
                     {"ft": ("direct", "direct-m16"), "codeplan-paper": ("direct", "greedy-plan", "n16", "ref-plans"),
                      "codeplan": NO_M16},
