@@ -81,12 +81,20 @@ ALL_PLAN = ("direct", "direct-m16", "greedy-plan", "n1", "n4", "n16", "ref-plans
 ARMS = {
     "ft": Arm("fine-tuning (lambda 0)", ("--lambda", "0"), ("direct", "direct-m16")),
     "codeplan-paper": Arm("CodePLAN lambda 0.5, no plan in code inputs (paper)", ("--lambda", "0.5", "--plan-in-code", "0"), ALL_PLAN),
-    "codeplan": Arm(f"CodePLAN lambda 0.5, plan in {PLAN_IN_CODE:g} of code inputs", ("--lambda", "0.5", "--plan-in-code", f"{PLAN_IN_CODE:g}"), ALL_PLAN),
+    "codeplan": Arm("CodePLAN lambda 0.5, plan in {share} of code inputs", ("--lambda", "0.5", "--plan-in-code", f"{PLAN_IN_CODE:g}"), ALL_PLAN),
     "lambda0.25": Arm("CodePLAN lambda 0.25", ("--lambda", "0.25", "--plan-in-code", f"{PLAN_IN_CODE:g}"), ("direct", "n16")),
     "lambda0.75": Arm("CodePLAN lambda 0.75", ("--lambda", "0.75", "--plan-in-code", f"{PLAN_IN_CODE:g}"), ("direct", "n16")),
     "corrupted": Arm("CodePLAN lambda 0.5 trained on corrupted plans", ("--lambda", "0.5", "--plan-in-code", f"{PLAN_IN_CODE:g}"),
                      ("direct", "n16", "ref-plans"), plans="corrupted"),
 }
+
+
+def arm_label(arm: str, share: float = PLAN_IN_CODE) -> str:
+    """The arm's name in tables; `share` is the --plan-in-code its runs were trained with, which a results
+    folder made before train.py's default changed records in its config.json (see write_report)."""
+    return ARMS[arm].label.format(share=f"{share:g}")
+
+
 BASELINE = ("ft", "direct")        # every difference is measured against this arm and decoding
 CURVES = {"ft": ("direct",), "codeplan": ("direct", "n16")}   # learning curves: arm -> decodings
 
@@ -598,7 +606,7 @@ def rows_of(records: list[Record]) -> list[tuple[str, str]]:
                   key=lambda ad: (list(ARMS).index(ad[0]), list(DECODINGS).index(ad[1])))
 
 
-def main_table(records: list[Record], meta: dict[str, dict], draws: int) -> str:
+def main_table(records: list[Record], meta: dict[str, dict], draws: int, share: float = PLAN_IN_CODE) -> str:
     final, everything = max_step(records), set(meta)
     lines = ["| arm | decoding | candidates | seeds | pass@1 | vs fine-tuning direct (points, 95% CI) | raw pass@1 | raw pass@N |",
              "|---|---|---|---|---|---|---|---|"]
@@ -608,12 +616,12 @@ def main_table(records: list[Record], meta: dict[str, dict], draws: int) -> str:
         compared = "baseline" if (arm, decoding) == BASELINE else \
             difference_text(difference(records, (arm, decoding), everything, draws)) or "n/a (no baseline runs)"
         raw = [pct([raw_pass(r, everything, 1) for r in runs]), pct([raw_pass(r, everything, n) for r in runs])] if n > 1 else ["", ""]
-        lines.append(f"| {ARMS[arm].label} | {DECODINGS[decoding][0]} | {n} | {len(runs)} | "
+        lines.append(f"| {arm_label(arm, share)} | {DECODINGS[decoding][0]} | {n} | {len(runs)} | "
                      f"{pct([pass1(r, everything) for r in runs])} | {compared} | {' | '.join(raw)} |")
     return "\n".join(lines)
 
 
-def group_tables(records: list[Record], meta: dict[str, dict], draws: int) -> str:
+def group_tables(records: list[Record], meta: dict[str, dict], draws: int, share: float = PLAN_IN_CODE) -> str:
     """pass@1, then the difference vs fine-tuning direct, per test tier and per difficulty."""
     final, groups = max_step(records), {g: ids for g, ids in groups_of(meta).items() if g != "all"}
     head = "| arm | decoding | " + " | ".join(f"{g} ({len(ids)})" for g, ids in groups.items()) + " |"
@@ -621,7 +629,7 @@ def group_tables(records: list[Record], meta: dict[str, dict], draws: int) -> st
     values, differences = [head, rule], [head, rule]
     for arm, decoding in rows_of(records):
         runs = [r for r in records if (r.arm, r.decoding, r.step) == (arm, decoding, final)]
-        label = f"| {ARMS[arm].label} | {DECODINGS[decoding][0]} | "
+        label = f"| {arm_label(arm, share)} | {DECODINGS[decoding][0]} | "
         values.append(label + " | ".join(pct([pass1(r, ids) for r in runs]) for ids in groups.values()) + " |")
         if (arm, decoding) != BASELINE:
             differences.append(label + " | ".join(difference_text(difference(records, (arm, decoding), ids, draws))
@@ -636,7 +644,7 @@ SUMMARY_KEYS = (("optimizer_steps", "optimizer steps", "{:.0f}"), ("code_example
                 ("train_seconds", "training wall time (s)", "{:.0f}"))
 
 
-def cost_table(summaries: dict[str, list[dict]], ledger: dict) -> str:
+def cost_table(summaries: dict[str, list[dict]], ledger: dict, share: float = PLAN_IN_CODE) -> str:
     """What each arm spent, as train.py reports it (mean over seeds); n/a where its summary lacks the key."""
     lines = ["| arm | seeds | " + " | ".join(label for _, label, _ in SUMMARY_KEYS) + " | train.py process time (s) |",
              "|---|---|" + "---|" * (len(SUMMARY_KEYS) + 1)]
@@ -647,7 +655,7 @@ def cost_table(summaries: dict[str, list[dict]], ledger: dict) -> str:
             cells.append(fmt.format(statistics.mean(got)) if len(got) == len(runs) else "n/a")
         timed = [ledger[f"{arm}-seed{s['seed']}"]["seconds"] for s in runs if f"{arm}-seed{s['seed']}" in ledger]
         cells.append(f"{statistics.mean(timed):.0f}" if timed else "n/a")
-        lines.append(f"| {ARMS[arm].label} | {len(runs)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {arm_label(arm, share)} | {len(runs)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -660,16 +668,16 @@ def curve_points(records: list[Record], meta: dict[str, dict]) -> dict[tuple[str
     return {k: v for k, v in points.items() if len(v) > 1}
 
 
-def curve_table(points: dict) -> str:
+def curve_table(points: dict, share: float = PLAN_IN_CODE) -> str:
     steps = sorted({s for by_step in points.values() for s in by_step})
     lines = ["| arm | decoding | " + " | ".join(f"step {s}" for s in steps) + " |", "|---|---|" + "---|" * len(steps)]
     for (arm, decoding), by_step in points.items():
-        lines.append(f"| {ARMS[arm].label} | {DECODINGS[decoding][0]} | "
+        lines.append(f"| {arm_label(arm, share)} | {DECODINGS[decoding][0]} | "
                      + " | ".join(pct(by_step[s]) if s in by_step else "" for s in steps) + " |")
     return "\n".join(lines)
 
 
-def plot_curves(points: dict, path: Path) -> bool:
+def plot_curves(points: dict, path: Path, share: float = PLAN_IN_CODE) -> bool:
     """pass@1 vs training steps, mean ± std over seeds; matplotlib is optional, False without it."""
     try:
         import matplotlib
@@ -682,7 +690,7 @@ def plot_curves(points: dict, path: Path) -> bool:
         steps = sorted(by_step)
         ax.errorbar(steps, [100 * statistics.mean(by_step[s]) for s in steps], capsize=3, marker="o",
                     yerr=[100 * statistics.stdev(by_step[s]) if len(by_step[s]) > 1 else 0 for s in steps],
-                    label=f"{ARMS[arm].label}: {DECODINGS[decoding][0]}")
+                    label=f"{arm_label(arm, share)}: {DECODINGS[decoding][0]}")
     ax.set(xlabel="optimizer steps", ylabel="test pass@1 (%)")
     ax.legend(fontsize=6)
     fig.tight_layout()
@@ -719,6 +727,7 @@ def write_report(args, root: Path, tasks: list[Task], wall: float) -> str:
             summaries.setdefault(task.arm, []).append({**json.loads((task.folder / "summary.json").read_text()), "seed": task.seed})
     summaries = summaries or saved.get("training", {})
     ledger = read_json(root / "timings.json")
+    share = read_json(root / "config.json").get("train_defaults", {}).get("plan_in_code", PLAN_IN_CODE)
     tiers = {m["tier"] for m in meta.values()} - {""}
     scored = "every test problem" if not args.problems else f"the first {args.problems} test problems" if not tiers else \
         f"the first {args.problems // len(tiers)} test problems of each tier"
@@ -727,13 +736,13 @@ def write_report(args, root: Path, tasks: list[Task], wall: float) -> str:
         lines += ["(no finished runs yet)", ""]
     else:
         points = curve_points(records, meta)
-        lines += ["## pass@1 against fine-tuning's direct code (RQ1-RQ3)", "", main_table(records, meta, args.bootstrap), "",
-                  "## By test tier and difficulty (RQ4)", "", group_tables(records, meta, args.bootstrap), ""]
+        lines += ["## pass@1 against fine-tuning's direct code (RQ1-RQ3)", "", main_table(records, meta, args.bootstrap, share), "",
+                  "## By test tier and difficulty (RQ4)", "", group_tables(records, meta, args.bootstrap, share), ""]
         if summaries:
-            lines += ["## What each arm spent", "", cost_table(summaries, ledger), ""]
+            lines += ["## What each arm spent", "", cost_table(summaries, ledger, share), ""]
         if points:
-            lines += ["## Learning curves: pass@1 (%) against training steps", "", curve_table(points), ""]
-            if plot_curves(points, root / "learning_curves.png"):
+            lines += ["## Learning curves: pass@1 (%) against training steps", "", curve_table(points, share), ""]
+            if plot_curves(points, root / "learning_curves.png", share):
                 lines += ["![learning curves](learning_curves.png)", ""]
             else:
                 lines += ["(no learning_curves.png: matplotlib, an optional dependency of reproduce.py, is not installed)", ""]

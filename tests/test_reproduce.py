@@ -173,8 +173,8 @@ def test_tables_compare_with_fine_tuning_direct_per_group():
     records = records_for({("ft", "direct"): base, ("codeplan", "n16"): better, ("codeplan", "direct"): same})
     text = reproduce.main_table(records, meta, 500)
     cells = table_cells(text)
-    ft = reproduce.ARMS["ft"].label, reproduce.DECODINGS["direct"][0]
-    cp = reproduce.ARMS["codeplan"].label
+    ft = reproduce.arm_label("ft"), reproduce.DECODINGS["direct"][0]
+    cp = reproduce.arm_label("codeplan")
     assert cells[ft][:4] == ["1", "3", "0.0 ± 0.0", "baseline"]
     n16 = cells[(cp, reproduce.DECODINGS["n16"][0])]
     assert n16[2] == "50.0 ± 0.0" and re.fullmatch(r"\+50\.0 \[\+\d\d\.\d, \+\d\d\.\d\]", n16[3])
@@ -196,7 +196,7 @@ def test_cost_table_says_na_for_keys_train_py_does_not_write():
     summaries = {"ft": [{"seed": 0, "step": 5, "optimizer_steps": 5, "train_flops": 2e12},
                         {"seed": 1, "step": 5, "optimizer_steps": 5}]}
     cells = table_cells(reproduce.cost_table(summaries, {"ft-seed0": {"seconds": 10.0}, "ft-seed1": {"seconds": 20.0}}))
-    row = cells[(reproduce.ARMS["ft"].label, "2")]
+    row = cells[(reproduce.arm_label("ft"), "2")]
     assert row == ["5", "n/a", "n/a", "n/a", "n/a", "15"]
 
 
@@ -417,7 +417,7 @@ def test_main_end_to_end_and_report_only_rebuilds_the_same_tables(tiered_spec, t
     assert list(sections) == ["pass@1 against fine-tuning's direct code (RQ1-RQ3)", "By test tier and difficulty (RQ4)",
                               "What each arm spent", "Learning curves: pass@1 (%) against training steps"], text
     cells = table_cells(sections["pass@1 against fine-tuning's direct code (RQ1-RQ3)"])
-    ft, cp = reproduce.ARMS["ft"].label, reproduce.ARMS["codeplan"].label
+    ft, cp = reproduce.arm_label("ft"), reproduce.arm_label("codeplan")
     assert list(cells) == [(ft, "direct code"), (cp, "direct code"), (cp, "plan sampling N=4"),
                              (cp, "given reference plans (upper bound)"), (cp, "given corrupted reference plans")]
     assert cells[(ft, "direct code")][0] == "1" and cells[(ft, "direct code")][1:4:2] == ["1", "baseline"]
@@ -436,7 +436,7 @@ def test_main_end_to_end_and_report_only_rebuilds_the_same_tables(tiered_spec, t
         run = root / "runs" / f"{arm}-seed0"
         assert (run / "tokenizer.model").read_bytes() == tokenizer and (run / "step-1.pt").exists()
         summary = json.loads((run / "summary.json").read_text())
-        row = table_cells(sections["What each arm spent"])[(reproduce.ARMS[arm].label, "1")]
+        row = table_cells(sections["What each arm spent"])[(reproduce.arm_label(arm), "1")]
         for (key, _, _), cell in zip(reproduce.SUMMARY_KEYS, row):
             assert (cell == "n/a") == (key not in summary)
     # --report-only rebuilds the same tables, from the run folders and, without them, from outcomes.json
@@ -447,6 +447,14 @@ def test_main_end_to_end_and_report_only_rebuilds_the_same_tables(tiered_spec, t
             f.unlink()
     reproduce.main(argv + ["--report-only"])
     assert [l for l in (root / "results.md").read_text().splitlines() if l.startswith("|")] == tables
+    # a folder made under another train.py default is labelled with the plan share its runs were trained with
+    config = json.loads((root / "config.json").read_text())
+    config["train_defaults"]["plan_in_code"] = 0.3
+    (root / "config.json").write_text(json.dumps(config))
+    reproduce.main(argv + ["--report-only"])
+    relabelled = (root / "results.md").read_text()
+    assert "CodePLAN lambda 0.5, plan in 0.3 of code inputs | direct code" in relabelled
+    assert reproduce.arm_label("codeplan") not in relabelled
 
 
 def test_train_tokenizer_flag_refuses_a_missing_file(spec, tmp_path, capsys):
@@ -459,7 +467,7 @@ def test_train_tokenizer_flag_refuses_a_missing_file(spec, tmp_path, capsys):
 def test_learning_curve_plot_is_optional(tmp_path, monkeypatch):
     points = {("ft", "direct"): {1: [0.1, 0.2], 2: [0.3, 0.3]}, ("codeplan", "n16"): {1: [0.0, 0.1], 2: [0.2, 0.4]}}
     table = table_cells(reproduce.curve_table(points))
-    assert table[(reproduce.ARMS["ft"].label, "direct code")] == ["15.0 ± 7.1", "30.0 ± 0.0"]
+    assert table[(reproduce.arm_label("ft"), "direct code")] == ["15.0 ± 7.1", "30.0 ± 0.0"]
     with monkeypatch.context() as m:
         m.setitem(sys.modules, "matplotlib", None)   # as if not installed
         assert not reproduce.plot_curves(points, tmp_path / "absent.png")
