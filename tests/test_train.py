@@ -234,7 +234,7 @@ def test_defaults_depend_on_the_device_and_preset_and_show_in_help(capsys):
     given = train.parse_args([])
     assert (given.preset, given.steps, given.batch_size, given.lr, given.warmup) == (None,) * 5
     cpu = train.resolve_defaults(given, torch.device("cpu"))
-    assert (cpu.preset, cpu.steps, cpu.batch_size, cpu.lr, cpu.warmup) == ("tiny", 400, 16, 2e-3, 40)
+    assert (cpu.preset, cpu.steps, cpu.batch_size, cpu.lr, cpu.warmup) == ("tiny", 400, 16, 7e-4, 40)
     cuda = train.resolve_defaults(given, torch.device("cuda"))
     assert (cuda.preset, cuda.steps, cuda.batch_size, cuda.lr, cuda.warmup) == ("small", 2000, 64, 5e-4, 100)
     # the learning rate follows the preset; a flag given wins
@@ -246,7 +246,7 @@ def test_defaults_depend_on_the_device_and_preset_and_show_in_help(capsys):
         train.parse_args(["--help"])
     text = " ".join(capsys.readouterr().out.split())
     for shown in ("default tiny on cpu, small on cuda", "default 400 on cpu, 2000 on cuda", "default 16 on cpu, 64 on cuda",
-                  "tiny 0.002, small 0.0005", "default 40 on cpu, 100 on cuda"):
+                  "tiny 0.0007, small 0.0005", "default 40 on cpu, 100 on cuda"):
         assert shown in text, shown
 
 
