@@ -55,9 +55,9 @@ DEVICE_DEFAULTS = {
     "cpu": dict(preset="tiny", steps=400, batch_size=16, warmup=40),
     "cuda": dict(preset="small", steps=2000, batch_size=64, warmup=100),
 }
-# Peak learning rate by preset: tiny swept at the CPU budget (1e-3 to 3e-3 lose to 5e-4 to 7e-4 in
-# how well code follows a given plan; README, "Do plans help"), small measured on the H100 (above);
-# the larger presets get lower rates, as wider T5 models need, not yet measured.
+# Peak learning rate by preset: tiny swept at the CPU budget (at 2e-3 and above the code head hardly
+# follows a given plan; 7e-4 followed it best of 5e-4 to 1.4e-3; README, "Do plans help"), small
+# measured on the H100 (above); the larger presets get lower rates, as wider T5 models need, not yet measured.
 PRESET_LR = {"tiny": 7e-4, "small": 5e-4, "base": 3e-4, "large": 2e-4}
 # Fine-tuning pretrained weights (--init) takes far smaller steps: the authors' release used 2e-5
 # for CodeT5-large; not swept here.
