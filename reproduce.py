@@ -52,6 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
+import cli
 import codeplan
 import data
 import teacher
@@ -147,23 +148,23 @@ SAMPLE_SET = {"--checkpoint", "--out", "--seed", "--data", "--split", "--limit",
 
 def parse_args(argv=None) -> argparse.Namespace:
     d = train.TrainConfig()
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.Parser(__doc__)
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="RQ1-RQ4 on a 2-core CPU within an hour: 3 arms, a fixed subset of the test problems")
     mode.add_argument("--gpu", action="store_true", help="RQ1-RQ4 on one CUDA GPU, aimed at 8 minutes (not yet timed end to end: one H100 try ran out of memory at 8 runs at a time), 4 runs sharing the card")
-    p.add_argument("--seeds", type=int, default=3, help="seeds per arm (0 .. SEEDS-1); training and sampling seed alike")
-    p.add_argument("--steps", type=int, default=0, help="optimizer steps per training run, equal for every arm; default the mode's")
-    p.add_argument("--batch-size", type=int, default=0, help="problems per optimizer step, equal for every arm; default the mode's")
-    p.add_argument("--problems", type=int, default=-1, help="test problems scored, the same for every arm: the first PROBLEMS/T "
-                   "of each of the T test tiers, in split order; 0 = all; default the mode's")
-    p.add_argument("--curve-every", type=int, default=-1, help="steps between the step checkpoints scored for the learning curves; 0 = none; default the mode's")
-    p.add_argument("--jobs", type=int, default=0, help="runs at a time (they share the cores, or the GPU); default the mode's")
+    p.add_argument("--seeds", type=cli.number(int, 1), default=3, help="seeds per arm (0 .. SEEDS-1); training and sampling seed alike")
+    p.add_argument("--steps", type=cli.number(int, 1), help="optimizer steps per training run, equal for every arm; default the mode's")
+    p.add_argument("--batch-size", type=cli.number(int, 1), help="problems per optimizer step, equal for every arm; default the mode's")
+    p.add_argument("--problems", type=cli.number(int, 0), help="test problems scored, the same for every arm: the first "
+                   "PROBLEMS/T of each of the T test tiers, in split order; 0 = all; default the mode's")
+    p.add_argument("--curve-every", type=cli.number(int, 0), help="steps between the step checkpoints scored for the learning curves; 0 = none; default the mode's")
+    p.add_argument("--jobs", type=cli.number(int, 1), help="runs at a time (they share the cores, or the GPU); default the mode's")
     p.add_argument("--arms", default="", help=f"comma-separated arms from {', '.join(ARMS)}; default the mode's")
     p.add_argument("--decodings", default="", help=f"comma-separated decodings from {', '.join(DECODINGS)}: keep only these; default the mode's")
     p.add_argument("--data", default="synthetic", help="the synthetic benchmark, or synthetic:PATH for a file of it")
-    p.add_argument("--vocab-size", type=int, default=d.vocab_size, help="size of the one tokenizer every arm shares")
-    p.add_argument("--corrupt-share", type=float, default=0.5, help="share of each plan's steps corrupted, in the corrupted plans")
-    p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap draws for each 95%% interval")
+    p.add_argument("--vocab-size", type=cli.number(int, 1), default=d.vocab_size, help="size of the one tokenizer every arm shares")
+    p.add_argument("--corrupt-share", type=cli.number(float, 0, 1, low_open=True), default=0.5, help="share of each plan's steps corrupted, in the corrupted plans")
+    p.add_argument("--bootstrap", type=cli.number(int, 100), default=2000, help="bootstrap draws for each 95%% interval")
     p.add_argument("--train-args", default="", help="extra flags for every train.py call, e.g. '--preset small --lr 5e-4'")
     p.add_argument("--sample-args", default="", help="extra flags for every sample.py call, e.g. '--batch-size 256'")
     p.add_argument("--out", default="results", help="results folder; the mode writes to OUT/quick, OUT/gpu or OUT/full")
@@ -172,11 +173,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.mode = "quick" if args.quick else "gpu" if args.gpu else "full"
     budget = BUDGETS[args.mode]
-    args.steps = args.steps or budget.steps
-    args.batch_size = args.batch_size or budget.batch_size
-    args.problems = budget.problems if args.problems < 0 else args.problems
-    args.curve_every = budget.curve_every if args.curve_every < 0 else args.curve_every
-    args.jobs = args.jobs or budget.jobs
+    for name in ("steps", "batch_size", "problems", "curve_every", "jobs"):
+        if getattr(args, name) is None:
+            setattr(args, name, getattr(budget, name))
     args.arms = [a for a in args.arms.split(",") if a] or list(budget.arms)
     keep = [x for x in args.decodings.split(",") if x]
     for flag, names, known in (("--arms", args.arms, ARMS), ("--decodings", keep, DECODINGS)):
@@ -187,8 +186,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     for flag, fixed in (("--train-args", TRAIN_SET), ("--sample-args", SAMPLE_SET)):
         if given := fixed & {a.split("=")[0] for a in shlex.split(getattr(args, flag[2:].replace("-", "_")))}:
             p.error(f"{flag}: reproduce.py sets {', '.join(sorted(given))} itself")
-    if args.seeds < 1 or args.steps < 1 or args.jobs < 1 or args.bootstrap < 100 or not 0.0 < args.corrupt_share <= 1.0:
-        p.error("need --seeds, --steps, --jobs >= 1, --bootstrap >= 100 and 0 < --corrupt-share <= 1")
     if args.data.partition(":")[0] != "synthetic":
         p.error("--data: the arms train on reference plans, which only the synthetic benchmark has")
     return args
@@ -712,8 +709,20 @@ def machine_line() -> str:
             f"torch {torch.__version__}; device {device}")
 
 
+RECORDED = ("Machine:", "Code:", "Wall time:", "Command:")   # where and how the runs were made
+
+
+def recorded_lines(path: Path) -> dict[str, str]:
+    """The lines of an earlier results.md that say where and how its runs were made, by their prefix."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    return {line.split(":", 1)[0] + ":": line for line in lines if line.startswith(RECORDED)}
+
+
 def write_report(args, root: Path, tasks: list[Task], wall: float) -> str:
+    """results.md, results.json and outcomes.json. --report-only runs nothing, so it keeps what the earlier
+    report recorded about the runs (machine, commit, wall time, command, plot) instead of its own."""
     saved, saved_outcomes = read_json(root / "results.json"), read_json(root / "outcomes.json")
+    recorded = recorded_lines(root / "results.md") if args.report_only else {}
     inputs = Inputs(root, args.problems, args.vocab_size, args.corrupt_share)
     if inputs.test_problems.exists():
         meta = {p.id: {"difficulty": p.difficulty, "tier": p.tier}
@@ -744,10 +753,20 @@ def write_report(args, root: Path, tasks: list[Task], wall: float) -> str:
             lines += ["## Learning curves: pass@1 (%) against training steps", "", curve_table(points, share), ""]
             if plot_curves(points, root / "learning_curves.png", share):
                 lines += ["![learning curves](learning_curves.png)", ""]
+            elif args.report_only and (root / "learning_curves.png").exists():
+                lines += ["![learning curves](learning_curves.png)", ""]
+                log("matplotlib is not installed: kept the earlier learning_curves.png of these runs")
             else:
                 lines += ["(no learning_curves.png: matplotlib, an optional dependency of reproduce.py, is not installed)", ""]
                 log("matplotlib is not installed: no learning_curves.png (the numbers are in results.md)")
     code = provenance()
+    made = [f"Machine: {machine_line()}", f"Code: commit {code['commit']}" + (" (with uncommitted changes)" if code["dirty"] else ""),
+            f"Wall time: {format_seconds(wall)} this invocation; {format_seconds(sum(e['seconds'] for e in ledger.values()))} "
+            f"summed over all {len(ledger)} runs made so far.",
+            f"Command: python reproduce.py {' '.join(shlex.quote(a) for a in sys.argv[1:])}"]
+    if recorded:
+        made = [recorded.get(line.split(":", 1)[0] + ":", line) for line in made]
+        made.append(f"Tables rebuilt by --report-only at commit {code['commit']}; nothing was run then.")
     lines += [f"pass@1 in % on {len(meta)} synthetic test problems ({scored}, the same for every arm), mean ± sample "
               f"std over {args.seeds} seeds. Every arm trains {args.steps} steps x {args.batch_size} problems with one "
               f"shared tokenizer ({args.vocab_size} pieces; extra train.py flags: '{args.train_args}'). With several "
@@ -757,14 +776,14 @@ def write_report(args, root: Path, tasks: list[Task], wall: float) -> str:
               f"problem) with a percentile 95% interval from {args.bootstrap} bootstrap draws resampling seeds and "
               "problems; 'no measurable difference' when the interval holds 0. Corrupted plans: "
               f"{args.corrupt_share:g} of each plan's steps dropped, swapped or replaced by another plan's step.",
-              "", f"Machine: {machine_line()}", f"Code: commit {code['commit']}" + (" (with uncommitted changes)" if code["dirty"] else ""),
-              f"Wall time: {format_seconds(wall)} this invocation; {format_seconds(sum(e['seconds'] for e in ledger.values()))} "
-              f"summed over all {len(ledger)} runs made so far.",
-              f"Command: python reproduce.py {' '.join(shlex.quote(a) for a in sys.argv[1:])}"]
+              "", *made]
     text = "\n".join(lines) + "\n"
     write_atomic(root / "results.md", text)
     summary = {"mode": args.mode, "settings": vars(args), "machine": machine_line(), "wall_s": wall, **code,
                "training": summaries, "timings": ledger}
+    if args.report_only:
+        summary.update({k: saved[k] for k in ("settings", "machine", "wall_s", "commit", "dirty") if k in saved},
+                       rebuilt_at=code["commit"])
     write_atomic(root / "results.json", json.dumps(summary, indent=1) + "\n")
     # per problem and run: what every table is computed from; compact, as it grows with problems x runs
     outcomes = {"problems": meta, "runs": [asdict(r) for r in records]}

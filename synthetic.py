@@ -724,7 +724,7 @@ class Chains:
 
     def draw(self, rng: random.Random, split: str, tier: str, n_steps: int) -> list[Step] | None:
         if tier == "seen-chain":
-            return list(rng.choice(self.by_length[n_steps]))
+            return list(rng.choice(self.by_length[n_steps])) if self.by_length.get(n_steps) else None
         steps = sample_chain(rng, n_steps)
         if steps is None:
             return None
@@ -798,8 +798,12 @@ def generate(seed: int = 0, sizes: tuple[int, int, int] = DEFAULT_SIZES, progres
                     if problem and problem["question"] not in seen_questions:
                         break
                 else:
+                    # valid and all test tiers but held-pair are built from what train holds
+                    reuses_train = split != "train" and tier != "held-pair"
                     raise SyntheticError(f"synthetic: could not find a new {split} {tier or 'problem'} with {n_steps} steps; "
-                                         f"sizes {sizes} too large")
+                                         f"sizes {sizes}: " + ("train too small for this split (it is built from train's "
+                                         "chains and class pairs): give train more problems" if reuses_train else
+                                         f"{split} too large for the distinct problems there are"))
                 seen_questions.add(problem["question"])
                 chains.record(split, steps)
                 problems.append(problem)

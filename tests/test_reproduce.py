@@ -439,9 +439,17 @@ def test_main_end_to_end_and_report_only_rebuilds_the_same_tables(tiered_spec, t
         row = table_cells(sections["What each arm spent"])[(reproduce.arm_label(arm), "1")]
         for (key, _, _), cell in zip(reproduce.SUMMARY_KEYS, row):
             assert (cell == "n/a") == (key not in summary)
-    # --report-only rebuilds the same tables, from the run folders and, without them, from outcomes.json
+    # --report-only rebuilds the same tables, from the run folders and, without them, from outcomes.json;
+    # it runs nothing, so it keeps the recorded wall time, command and machine, and an earlier plot
+    made = reproduce.recorded_lines(root / "results.md")
+    assert list(made) == list(reproduce.RECORDED)
+    (root / "learning_curves.png").write_bytes(b"\x89PNG")
+    wall_s = json.loads((root / "results.json").read_text())["wall_s"]
     reproduce.main(argv + ["--report-only"])
     assert [l for l in (root / "results.md").read_text().splitlines() if l.startswith("|")] == tables
+    assert reproduce.recorded_lines(root / "results.md") == made
+    assert "![learning curves](learning_curves.png)" in (root / "results.md").read_text()
+    assert json.loads((root / "results.json").read_text())["wall_s"] == wall_s
     for run in (root / "runs").iterdir():
         for f in run.rglob("samples_results.jsonl"):
             f.unlink()
