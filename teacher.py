@@ -32,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import cli
 import data
 from llm_client import DEFAULT_BASE_URL, AuthError, ChatClient, RequestFailed, api_key_from_env
 from problems import DataError, Problem, write_atomic
@@ -498,9 +499,10 @@ class Summary:
     no_solution: int = 0        # problems without a ground-truth solution to explain
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    first_failure: str = ""     # "task_id: reason" of the first request that failed
 
     def line(self) -> str:
-        counts = " ".join(f"{k}={v}" for k, v in asdict(self).items() if k != "path")
+        counts = " ".join(f"{k}={v}" for k, v in asdict(self).items() if k not in ("path", "first_failure"))
         return f"teacher: {counts} -> {self.path}"
 
 
@@ -556,6 +558,8 @@ def run_teacher(problems: list[Problem], path: str, config: TeacherConfig, clien
                     if record is None:
                         continue
                     setattr(summary, record["status"], getattr(summary, record["status"]) + 1)
+                    if record["status"] == "failed" and not summary.first_failure:
+                        summary.first_failure = f"{record['task_id']}: {record['reason']}"
                     summary.retried += max(record["attempts"] - 1, 0)
                     summary.prompt_tokens += record["usage"].get("prompt_tokens", 0)
                     summary.completion_tokens += record["usage"].get("completion_tokens", 0)
@@ -605,9 +609,9 @@ def write_config(path: str, config: dict) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.Parser(__doc__)
     p.add_argument("--data", default="synthetic", help="benchmark spec NAME or NAME:PATH (apps, mbpp, humaneval, "
-                   "synthetic); default synthetic")
+                   "synthetic)")
     p.add_argument("--problems", help="JSON-lines file of Problem records (Problem.to_dict()) to use instead of --data "
                    "(and --split)")
     p.add_argument("--split", help="comma-separated splits, each to its own plans file; default train,valid for "
@@ -620,18 +624,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="OpenAI-compatible API root; default $CODEPLAN_BASE_URL or " + DEFAULT_BASE_URL)
     p.add_argument("--model", default=os.environ.get("CODEPLAN_MODEL", DEFAULT_MODEL),
                    help="teacher model name; default $CODEPLAN_MODEL or " + DEFAULT_MODEL)
-    p.add_argument("--temperature", type=float, default=0.2, help="sampling temperature (authors: 0.2)")
-    p.add_argument("--max-tokens", type=int, default=512, help="most tokens per answer")
-    p.add_argument("--plans-per-problem", type=int, default=1, help="explain up to K distinct solutions per "
+    p.add_argument("--temperature", type=cli.number(float, 0), default=0.2, help="sampling temperature (authors: 0.2)")
+    p.add_argument("--max-tokens", type=cli.number(int, 1), default=512, help="most tokens per answer")
+    p.add_argument("--plans-per-problem", type=cli.number(int, 1), default=1, help="explain up to K distinct solutions per "
                    "problem, shortest first (forward mode: always 1)")
-    p.add_argument("--workers", type=int, default=4, help="concurrent requests")
-    p.add_argument("--connect-timeout", type=float, default=10.0, help="seconds to open a connection")
-    p.add_argument("--read-timeout", type=float, default=120.0, help="seconds the server may stay silent")
-    p.add_argument("--max-attempts", type=int, default=6, help="tries per request, the first included")
-    p.add_argument("--backoff-base", type=float, default=1.0, help="first retry delay in seconds; doubles, with jitter")
-    p.add_argument("--backoff-max", type=float, default=60.0, help="longest single retry sleep (Retry-After included)")
-    p.add_argument("--limit", type=int, help="only the first N problems of each split")
-    p.add_argument("--progress-every", type=float, default=2.0, help="seconds between progress lines")
+    p.add_argument("--workers", type=cli.number(int, 1), default=4, help="concurrent requests")
+    p.add_argument("--connect-timeout", type=cli.number(float, 0, low_open=True), default=10.0, help="seconds to open a connection")
+    p.add_argument("--read-timeout", type=cli.number(float, 0, low_open=True), default=120.0, help="seconds the server may stay silent")
+    p.add_argument("--max-attempts", type=cli.number(int, 1), default=6, help="tries per request, the first included")
+    p.add_argument("--backoff-base", type=cli.number(float, 0), default=1.0, help="first retry delay in seconds; doubles, with jitter")
+    p.add_argument("--backoff-max", type=cli.number(float, 0), default=60.0, help="longest single retry sleep (Retry-After included)")
+    p.add_argument("--limit", type=cli.number(int, 0), help="only the first N problems of each split; 0 = all")
+    p.add_argument("--progress-every", type=cli.number(float, 0), default=2.0, help="seconds between progress lines")
     p.add_argument("--dry-run", action="store_true", help="print the number of requests and a token estimate; send nothing")
     return p.parse_args(argv)
 
@@ -644,10 +648,6 @@ def run(args: argparse.Namespace) -> None:
         splits = [None]
     if args.out and len(splits) > 1:
         raise TeacherError("--out names one file: pass a single --split with it")
-    for name, value in (("--workers", args.workers), ("--max-attempts", args.max_attempts),
-                        ("--plans-per-problem", args.plans_per_problem), ("--max-tokens", args.max_tokens)):
-        if value < 1:
-            raise TeacherError(f"{name} must be at least 1 (got {value})")
     key, key_source = api_key_from_env()
     config = TeacherConfig(base_url=args.base_url, model=args.model, mode=mode, temperature=args.temperature,
                            max_tokens=args.max_tokens, plans_per_problem=args.plans_per_problem,
@@ -674,14 +674,17 @@ def run(args: argparse.Namespace) -> None:
                            "prompt_version": PROMPT_VERSION, "api_key_from": key_source})
         summary = run_teacher(problems, out, config, ChatClient(config, key), args.progress_every, split)
         print(summary.line(), flush=True)
+        if summary.failed:
+            asked = summary.ok + summary.rejected + summary.failed
+            raise TeacherError(f"{summary.failed} of {asked} requests failed (first: {summary.first_failure}); "
+                               f"{out} keeps them marked failed, and rerunning this command retries only those")
 
 
 def main(argv: list[str] | None = None) -> None:
     try:
         run(parse_args(argv))
     except (TeacherError, AuthError, DataError) as e:
-        print(f"teacher: error: {e}", file=sys.stderr)
-        sys.exit(2)
+        cli.fail(f"teacher: error: {e}")
 
 
 if __name__ == "__main__":
