@@ -104,6 +104,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--show", type=cli.number(int, 0), default=0, metavar="K", help="print, for the first K problems, the statement and every "
                    "distinct candidate in rank order: its plan, its program, public-test pass rate and hidden verdict")
     args = p.parse_args(argv)
+    try:
+        if args.k and min(int(x) for x in args.k.split(",")) < 1:
+            raise ValueError
+    except ValueError:
+        p.error(f"--k must be comma-separated integers >= 1, got {args.k!r}")
     if args.greedy_plan and args.n != 1:
         p.error("--greedy-plan decodes one plan: use it with --n 1")
     if args.checkpoint and args.run:

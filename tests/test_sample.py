@@ -225,8 +225,8 @@ def test_a_folder_made_with_other_settings_is_refused(checkpoint, tmp_path, caps
         run_sample(checkpoint, tmp_path / "old", capsys, "--n", "0")
 
 
-@pytest.mark.parametrize("k, message", [("0", "between 1 and 2"), ("3", "between 1 and 2"), ("1,x", "integers"),
-                                        ("-1", "between 1 and 2"), ("1.5", "integers")])
+@pytest.mark.parametrize("k, message", [("0", "integers >= 1"), ("3", "between 1 and 2"), ("1,x", "integers"),
+                                        ("-1", "integers >= 1"), ("1.5", "integers")])
 def test_bad_k_is_a_clear_error_before_sampling(checkpoint, tmp_path, capsys, k, message):
     with pytest.raises(SystemExit) as e:
         run_sample(checkpoint, tmp_path / "k", capsys, "--n", "2", "--k", k)
