@@ -20,6 +20,7 @@ import re
 import shutil
 import sys
 import unicodedata
+import zipfile
 from functools import cache
 from pathlib import Path
 
@@ -352,6 +353,53 @@ def tokenizer_snapshot(path: Path) -> bytes | dict[str, bytes]:
 
 
 # ----------------------------------------------------------------------------- the model
+
+def check_folder(folder: str | Path) -> None:
+    """An --init folder, checked before any data is loaded: it exists, config.json is JSON with the keys
+    of a T5 config, the weights file is readable (a safetensors header that covers the file, or a torch
+    zip archive) and a tokenizer is there. Each error names the folder."""
+    folder = Path(folder)
+    where = f"--init {folder}"
+    if not folder.is_dir():
+        raise DataError(f"{where}: no such folder (expected a Hugging Face T5/CodeT5 folder)")
+    if not (folder / "config.json").is_file():
+        raise DataError(f"{where}: no config.json (expected a Hugging Face T5/CodeT5 folder)")
+    try:
+        model_lib.ModelConfig.from_hf_config(_json(folder / "config.json"))
+    except TokenizerError as e:
+        raise DataError(f"{where}: {e}") from None
+    except KeyError as e:
+        raise DataError(f"{where}: config.json has no {e.args[0]!r} (not a T5 config)") from None
+    except (model_lib.CheckpointError, AttributeError, TypeError) as e:
+        raise DataError(f"{where}: config.json: {e}") from None
+    weights = [folder / n for n in ("model.safetensors", "pytorch_model.bin") if (folder / n).is_file()]
+    if not weights:
+        raise DataError(f"{where}: no model.safetensors or pytorch_model.bin")
+    if not weights_readable(weights[0]):
+        kind = "safetensors" if weights[0].suffix == ".safetensors" else "torch.save"
+        raise DataError(f"{where}: {weights[0].name}: not a complete {kind} file (torn or foreign)")
+    try:
+        load_tokenizer(folder)
+    except TokenizerError as e:
+        raise DataError(f"{where}: {e}") from None
+
+
+def weights_readable(path: Path) -> bool:
+    """Without reading the tensors: a safetensors file's header parses and its tensors end where the file
+    does; a .bin file is a zip archive (torch.save's format)."""
+    if path.suffix != ".safetensors":
+        return zipfile.is_zipfile(path)
+    with open(path, "rb") as f:
+        size = int.from_bytes(f.read(8), "little")
+        if not 0 < size <= path.stat().st_size - 8:
+            return False
+        try:
+            header = json.loads(f.read(size))
+            end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            return False
+    return 8 + size + end == path.stat().st_size
+
 
 def init_model(folder: str | Path, tokenizer: FolderTokenizer, dropout: float, quiet: bool = False) -> model_lib.CodePlanModel:
     """The pretrained model of `folder`, its embedding and both heads resized to the tokenizer (new rows

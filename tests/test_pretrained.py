@@ -215,3 +215,37 @@ def test_a_forced_prefix_is_continued_greedily_and_neither_returned_nor_scored()
         assert tokens[b] == decoded[len(forced):]
         assert len(tokens[b]) == 4 + 3 - len(forced)
         assert logprobs[b].item() == pytest.approx(total, abs=1e-4)
+
+
+def test_init_folder_is_checked_before_use_and_errors_name_it(bpe_folders, tmp_path):
+    tokenizer = pretrained.load_tokenizer(bpe_folders[0])
+    good = tiny_t5_folder(bpe_folders[0], tmp_path / "good", tokenizer.vocab_size, tokenizer.pad_id, tokenizer.eos_id)
+    pretrained.check_folder(good)
+
+    def broken(name: str, change) -> Path:
+        folder = tmp_path / name
+        shutil.copytree(good, folder)
+        change(folder)
+        return folder
+    weights = good / "model.safetensors"
+    cases = [(tmp_path / "absent", "no such folder"),
+             (broken("empty", lambda f: [p.unlink() for p in f.iterdir()]), "no config.json"),
+             (broken("garbage", lambda f: (f / "config.json").write_text("{not json")), "config.json: not readable as JSON"),
+             (broken("keyless", lambda f: (f / "config.json").write_text('{"vocab_size": 10}')), "config.json has no 'd_model'"),
+             (broken("unweighted", lambda f: (f / "model.safetensors").unlink()), "no model.safetensors or pytorch_model.bin"),
+             (broken("torn", lambda f: (f / "model.safetensors").write_bytes(weights.read_bytes()[:-10])),
+              "model.safetensors: not a complete safetensors file"),
+             (broken("noise", lambda f: (f / "model.safetensors").write_bytes(b"\x00garbage" * 64)),
+              "model.safetensors: not a complete safetensors file"),
+             (broken("untokenized", lambda f: [(f / n).unlink(missing_ok=True) for n in pretrained.TOKENIZER_FILES]),
+              "no tokenizer found")]
+    for folder, message in cases:
+        with pytest.raises(DataError) as error:
+            pretrained.check_folder(folder)
+        assert str(error.value).startswith(f"--init {folder}: ") and message in str(error.value), str(error.value)
+    bin_folder = broken("bin", lambda f: (f / "model.safetensors").unlink())
+    torch.save({"x": torch.zeros(1)}, bin_folder / "pytorch_model.bin")
+    pretrained.check_folder(bin_folder)
+    (bin_folder / "pytorch_model.bin").write_bytes(b"not a zip")
+    with pytest.raises(DataError, match="pytorch_model.bin: not a complete torch.save file"):
+        pretrained.check_folder(bin_folder)
