@@ -112,12 +112,15 @@ class TokenCache:
             write_atomic(self.path, payload.getvalue())
 
     def _encode_all(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        start, encoded = time.time(), []
+        start = last = time.time()
+        encoded = []
+        print(f"tokenising {len(texts)} texts once (kept in {self.path})", file=sys.stderr, flush=True)
         for i, text in enumerate(texts):
             encoded.append(self.tokenizer.encode(text))
-            if (i + 1) % 20000 == 0:
-                print(f"tokenised {i + 1}/{len(texts)} texts | {(i + 1) / (time.time() - start):.0f} texts/s",
-                      file=sys.stderr, flush=True)
+            if time.time() - last > 5 or i + 1 == len(texts):
+                last, rate = time.time(), (i + 1) / max(time.time() - start, 1e-9)
+                print(f"tokenised {i + 1}/{len(texts)} texts | {rate:.0f} texts/s | "
+                      f"ETA {(len(texts) - i - 1) / rate:.0f}s", file=sys.stderr, flush=True)
         offsets = np.zeros(len(texts) + 1, dtype=np.int64)
         offsets[1:] = np.cumsum([len(ids) for ids in encoded])
         flat = np.fromiter((t for ids in encoded for t in ids), dtype=np.int64, count=int(offsets[-1]))

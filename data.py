@@ -324,7 +324,8 @@ def load_synthetic(path: Path | None, split: str | None, seed: int = 0, sizes: t
         sizes = sizes or synthetic.DEFAULT_SIZES
         path = cache_dir() / f"synthetic-{seed}-{'x'.join(map(str, sizes))}-{synthetic.source_digest()}.jsonl"
         if not path.exists():
-            generated = synthetic.generate(seed, sizes)
+            print(f"synthetic: generating the benchmark once (cached in {path})", file=sys.stderr, flush=True)
+            generated = synthetic.generate(seed, sizes, progress=True)
             write_atomic(path, "".join(json.dumps({"split": s, **p}) + "\n"
                                        for s in SYNTHETIC_SPLITS for p in generated[s]).encode())
     problems = []
