@@ -269,7 +269,7 @@ def test_synthetic_generates_once_and_caches(tmp_path, monkeypatch):
     monkeypatch.setenv("CODEPLAN_DATA", str(tmp_path))
     calls = []
 
-    def generate(seed, sizes):
+    def generate(seed, sizes, progress=False):
         calls.append((seed, sizes))
         make = lambda s, i: Problem(id=f"{s}-{i}", question="q", solutions=["print(1)"], public_tests=[Test("stdio", "", "1\n")],
                                     hidden_tests=[Test("call", [[1, 2]], [2, 1])], difficulty="interview",
