@@ -330,7 +330,8 @@ def test_infinite_loop_and_fork_bomb_leave_nothing(hostile_pool):
 
 
 def test_memory_bomb(hostile_pool):
-    v = run(hostile_pool, ADD_STDIO, "chunks = []\nwhile True:\n    chunks.append(' ' * 10**7)\n")
+    # a wide time limit: on a loaded machine the 256 MB must still run out before the clock does
+    v = run(hostile_pool, ADD_STDIO, "chunks = []\nwhile True:\n    chunks.append(' ' * 10**7)\n", timeout=20.0)
     assert v.status == "memory_limit" and sandbox_processes(hostile_pool) == []
 
 
