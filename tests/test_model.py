@@ -130,6 +130,56 @@ def test_generation_stops_rows_at_eos_and_pads_them():
     assert len(tokens[0]) <= 3
 
 
+def decode_by_full_recomputation(net, input_ids, attention_mask, steps, head, temperature, top_p, generator):
+    """The plainest decoder: every step reruns the whole model on all tokens so far, every row samples
+    with torch.multinomial (finished rows too, then padded), and decoding stops at the first multiple
+    of 8 steps after every row has finished, where generate checks."""
+    rows = input_ids.shape[0]
+    decoder_ids = torch.zeros(rows, 1, dtype=torch.long)
+    finished = torch.zeros(rows, dtype=torch.bool)
+    for t in range(steps):
+        with torch.no_grad():
+            logits = net(input_ids, attention_mask, decoder_input_ids=decoder_ids, head=head)[0][:, -1]
+        if temperature > 0:
+            probs = torch.softmax(model.filter_logits(logits / temperature, 0, top_p), dim=-1)
+            chosen = torch.multinomial(probs, 1, generator=generator)[:, 0]
+        else:
+            chosen = logits.argmax(-1)
+        chosen = chosen.masked_fill(finished, 0)
+        decoder_ids = torch.cat([decoder_ids, chosen[:, None]], dim=1)
+        finished |= chosen == net.config.eos_id
+        if t % 8 == 7 and finished.all():
+            break
+    rows = [row[1:] for row in decoder_ids.tolist()]
+    return [[t for t in row[:row.index(net.config.eos_id) if net.config.eos_id in row else len(row)] if t != 0]
+            for row in rows]
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_rows_leave_the_batch_as_they_finish_and_the_tokens_stay_those_of_a_plain_decoder(temperature):
+    net = build(seed=6)
+    with torch.no_grad():  # a plan head far from the code head: random models repeat one token less often
+        net.plan_head.weight.add_(3 * torch.randn_like(net.plan_head.weight))
+    input_ids, attention_mask = padded_batch([9, 4, 12, 7, 6, 11, 5, 10], seed=6)
+    settings = dict(head="plan", temperature=temperature, top_p=0.9)
+    for seed in range(3):
+        # the end token: the one that these rows, decoded with no end, reach at the most different steps
+        net.config.eos_id = 48   # no token
+        full = decode_by_full_recomputation(net, input_ids, attention_mask, 30,
+                                            generator=torch.Generator().manual_seed(seed), **settings)
+        ends = lambda token: {row.index(token) if token in row else 30 for row in full}  # noqa: E731
+        net.config.eos_id = max(range(1, 48), key=lambda token: len(ends(token)))
+        expected_generator, generator = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
+        expected = decode_by_full_recomputation(net, input_ids, attention_mask, 30, generator=expected_generator,
+                                                **settings)
+        tokens, _ = net.generate(input_ids, attention_mask, max_new_tokens=30, generator=generator,
+                                 decoder_step="eager", **settings)
+        assert tokens == expected
+        assert len({len(row) for row in tokens}) >= 3 and min(map(len, tokens)) < 20   # rows end at different steps
+        if temperature > 0:  # the stream is left where the plain decoder leaves it: later calls agree too
+            assert torch.equal(generator.get_state(), expected_generator.get_state())
+
+
 def test_decoder_is_causal():
     net = build()
     input_ids, attention_mask = padded_batch([8, 8])
@@ -200,11 +250,20 @@ def test_top_k_and_top_p_restrict_the_support():
     assert kept(model.filter_logits(logits, top_k=3, top_p=0.99)) == [[True, True, True, False],
                                                                      [False, True, True, True]]
     many = logits.repeat(2000, 1)
-    g = torch.Generator().manual_seed(0)
-    drawn = model.choose_tokens(many, temperature=1.0, top_k=0, top_p=0.8, generator=g).view(2000, 2)
+    noise = model.random_noise(many.shape, 1.0, torch.Generator().manual_seed(0), many.device)
+    drawn = model.choose_tokens(many, temperature=1.0, top_k=0, top_p=0.8, noise=noise).view(2000, 2)
     assert set(drawn[:, 0].tolist()) == {0, 1} and set(drawn[:, 1].tolist()) == {2, 3}
     share = (drawn[:, 0] == 0).float().mean().item()  # 0.5 / (0.5 + 0.3) after renormalising
     assert abs(share - 0.625) < 0.05
+
+
+def test_sampling_draws_what_torch_multinomial_draws_from_the_same_generator():
+    logits = torch.randn(64, 300, generator=torch.Generator().manual_seed(1))
+    probs = torch.softmax(model.filter_logits(logits / 0.6, 0, 0.95), dim=-1)
+    expected = torch.multinomial(probs, 1, generator=torch.Generator().manual_seed(5))[:, 0]
+    noise = model.random_noise(logits.shape, 0.6, torch.Generator().manual_seed(5), logits.device)
+    assert torch.equal(model.choose_tokens(logits, 0.6, 0, 0.95, noise), expected)
+    assert model.random_noise(logits.shape, 0.0, None, logits.device) is None   # greedy draws nothing
 
 
 def test_sampling_is_reproducible_and_expands_rows_in_order():
@@ -320,3 +379,16 @@ def test_bf16_forward_and_backward_at_the_cuda_training_shapes_run_and_stay_fini
     assert torch.isfinite(loss)
     assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)
     assert net.decoder.relative_attention_bias.weight.grad.abs().sum() > 0
+
+
+def test_the_nucleus_from_the_top_candidates_is_exactly_the_nucleus_from_a_full_sort():
+    g = torch.Generator().manual_seed(0)
+    # peaked and flat rows (nuclei of 1 to hundreds of tokens), tied logits, and a row with -inf
+    logits = torch.randn(600, 500, generator=g) * torch.logspace(-1, 1.3, 600)[:, None]
+    logits[:50] = logits[:50].round()
+    logits[50, 100:] = float("-inf")
+    for top_p in (0.5, 0.9, 0.95, 0.999):
+        expected = model.outside_nucleus_by_sort(logits, top_p)
+        assert torch.equal(model.outside_nucleus(logits, top_p), expected)
+        sizes = (~expected).sum(-1)
+        assert sizes.min() == 1 and sizes.max() > 64   # both ways are taken
