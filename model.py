@@ -604,7 +604,7 @@ def outside_nucleus(logits: torch.Tensor, top_p: float, candidates: int = 64) ->
     values = torch.topk(logits, k + 1, dim=-1).values   # one more: the first token past a boundary at k
     probs = torch.exp(values - torch.logsumexp(logits, dim=-1, keepdim=True))
     mass_before = probs.cumsum(dim=-1) - probs
-    size = (mass_before < top_p).sum(dim=-1, keepdim=True).clamp(max=k)   # tokens in the nucleus
+    size = (mass_before < top_p).sum(dim=-1, keepdim=True).clamp(1, k)   # tokens in the nucleus (0 for nan rows)
     last, first_out = values.gather(-1, size - 1), values.gather(-1, size)
     margin = 1e-3   # far above the rounding of a float32 softmax over the vocabulary
     sure = ((mass_before.gather(-1, size - 1) < top_p - margin) & (mass_before.gather(-1, size) >= top_p + margin)
