@@ -500,9 +500,9 @@ class CodePlanModel(nn.Module):
             replay = cuda_graph(lambda: step(position))
         steps = 0
         for t in range(max_new_tokens):
-            # sampled tokens come from one draw of random numbers for every row at every step, as long as
-            # the fixed-shape steps would run: the same samples whichever rows are still in the batch
-            noise = random_noise((rows, c.vocab_size), temperature, generator, device)
+            # a random number for every row at every step, as long as the fixed-shape steps would run: each
+            # row draws the same numbers whichever rows are still in the batch, and the stream ends alike
+            uniform = random_uniform(rows, temperature, generator, device)
             steps = t + 1
             if len(live):
                 if decoder_step == "eager":
@@ -514,7 +514,7 @@ class CodePlanModel(nn.Module):
                 # logits are far too small for their sum to overflow): its tokens are noted as garbage, and a
                 # plain error is raised once decoding is done
                 nonfinite[live] |= ~torch.isfinite(logits.sum(dim=-1))
-                chosen = choose_tokens(logits, temperature, top_k, top_p, None if noise is None else noise[live])
+                chosen = choose_tokens(logits, temperature, top_k, top_p, None if uniform is None else uniform[live])
                 if t < prefix.shape[1]:
                     forced = prefix[live, t] != c.pad_id
                     chosen = torch.where(forced, prefix[live, t], chosen)
@@ -601,8 +601,8 @@ def outside_nucleus(logits: torch.Tensor, top_p: float, candidates: int = 64) ->
     k = min(candidates, logits.shape[-1] - 1)
     if k < 1:
         return outside_nucleus_by_sort(logits, top_p)
-    values = torch.topk(logits, k + 1, dim=-1).values   # one more: the first token past a boundary at k
-    probs = torch.exp(values - torch.logsumexp(logits, dim=-1, keepdim=True))
+    values, candidate = torch.topk(logits, k + 1, dim=-1)   # one more: the first token past a boundary at k
+    probs = torch.softmax(logits, dim=-1).gather(-1, candidate)
     mass_before = probs.cumsum(dim=-1) - probs
     size = (mass_before < top_p).sum(dim=-1, keepdim=True).clamp(1, k)   # tokens in the nucleus (0 for nan rows)
     last, first_out = values.gather(-1, size - 1), values.gather(-1, size)
@@ -616,24 +616,27 @@ def outside_nucleus(logits: torch.Tensor, top_p: float, candidates: int = 64) ->
     return outside
 
 
-def random_noise(shape: tuple[int, int], temperature: float, generator: torch.Generator | None,
-                 device: torch.device) -> torch.Tensor | None:
-    """The random numbers of one sampling step: Exp(1) draws, one per (row, token); None when greedy.
-    torch.multinomial(probs, 1) draws exactly these and returns argmax(probs / noise), so the samples
-    are those of torch.multinomial for the same generator."""
+def random_uniform(rows: int, temperature: float, generator: torch.Generator | None,
+                   device: torch.device) -> torch.Tensor | None:
+    """The random numbers of one sampling step: one uniform draw in [0, 1) per row; None when greedy."""
     if temperature <= 0:
         return None
-    return torch.empty(shape, device=device).exponential_(generator=generator)
+    return torch.rand(rows, generator=generator, device=device)
 
 
 def choose_tokens(logits: torch.Tensor, temperature: float, top_k: int, top_p: float,
-                  noise: torch.Tensor | None) -> torch.Tensor:
-    """Greedy when temperature is 0, else a sample of softmax(filtered logits / temperature), drawn with
-    `noise` from random_noise (the exponential race: the token of largest probability / noise)."""
+                  uniform: torch.Tensor | None) -> torch.Tensor:
+    """Greedy when temperature is 0, else a sample of softmax(filtered logits / temperature) by inverting
+    its distribution function: the first token (in vocabulary order) whose cumulative probability exceeds
+    uniform * total. One number per row and step, where torch.multinomial draws one per token."""
     if temperature <= 0:
         return logits.argmax(dim=-1)
-    probs = torch.softmax(filter_logits(logits / temperature, top_k, top_p), dim=-1)
-    return (probs / noise).argmax(dim=-1)
+    cumulative = torch.softmax(filter_logits(logits / temperature, top_k, top_p), dim=-1).cumsum(dim=-1)
+    total = cumulative[:, -1:]
+    # below the total, so that the token found has a probability above 0 even when uniform * total rounds up
+    target = torch.minimum(uniform[:, None] * total, torch.nextafter(total, torch.zeros_like(total)))
+    # a row with nan logits finds no token; it gets the last one, and generate reports the row
+    return torch.searchsorted(cumulative, target, right=True)[:, 0].clamp(max=logits.shape[-1] - 1)
 
 
 def _hf_key_map(config: ModelConfig) -> dict[str, list[str]]:

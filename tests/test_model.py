@@ -131,20 +131,17 @@ def test_generation_stops_rows_at_eos_and_pads_them():
 
 
 def decode_by_full_recomputation(net, input_ids, attention_mask, steps, head, temperature, top_p, generator):
-    """The plainest decoder: every step reruns the whole model on all tokens so far, every row samples
-    with torch.multinomial (finished rows too, then padded), and decoding stops at the first multiple
-    of 8 steps after every row has finished, where generate checks."""
+    """The plainest decoder: every step reruns the whole model on all tokens so far, every row draws its
+    random number (finished rows too, then padded), and decoding stops at the first multiple of 8 steps
+    after every row has finished, where generate checks."""
     rows = input_ids.shape[0]
     decoder_ids = torch.zeros(rows, 1, dtype=torch.long)
     finished = torch.zeros(rows, dtype=torch.bool)
     for t in range(steps):
         with torch.no_grad():
             logits = net(input_ids, attention_mask, decoder_input_ids=decoder_ids, head=head)[0][:, -1]
-        if temperature > 0:
-            probs = torch.softmax(model.filter_logits(logits / temperature, 0, top_p), dim=-1)
-            chosen = torch.multinomial(probs, 1, generator=generator)[:, 0]
-        else:
-            chosen = logits.argmax(-1)
+        uniform = torch.rand(rows, generator=generator) if temperature > 0 else None
+        chosen = model.choose_tokens(logits, temperature, 0, top_p, uniform)
         chosen = chosen.masked_fill(finished, 0)
         decoder_ids = torch.cat([decoder_ids, chosen[:, None]], dim=1)
         finished |= chosen == net.config.eos_id
@@ -250,20 +247,20 @@ def test_top_k_and_top_p_restrict_the_support():
     assert kept(model.filter_logits(logits, top_k=3, top_p=0.99)) == [[True, True, True, False],
                                                                      [False, True, True, True]]
     many = logits.repeat(2000, 1)
-    noise = model.random_noise(many.shape, 1.0, torch.Generator().manual_seed(0), many.device)
-    drawn = model.choose_tokens(many, temperature=1.0, top_k=0, top_p=0.8, noise=noise).view(2000, 2)
+    uniform = model.random_uniform(len(many), 1.0, torch.Generator().manual_seed(0), many.device)
+    drawn = model.choose_tokens(many, temperature=1.0, top_k=0, top_p=0.8, uniform=uniform).view(2000, 2)
     assert set(drawn[:, 0].tolist()) == {0, 1} and set(drawn[:, 1].tolist()) == {2, 3}
     share = (drawn[:, 0] == 0).float().mean().item()  # 0.5 / (0.5 + 0.3) after renormalising
     assert abs(share - 0.625) < 0.05
 
 
-def test_sampling_draws_what_torch_multinomial_draws_from_the_same_generator():
-    logits = torch.randn(64, 300, generator=torch.Generator().manual_seed(1))
-    probs = torch.softmax(model.filter_logits(logits / 0.6, 0, 0.95), dim=-1)
-    expected = torch.multinomial(probs, 1, generator=torch.Generator().manual_seed(5))[:, 0]
-    noise = model.random_noise(logits.shape, 0.6, torch.Generator().manual_seed(5), logits.device)
-    assert torch.equal(model.choose_tokens(logits, 0.6, 0, 0.95, noise), expected)
-    assert model.random_noise(logits.shape, 0.0, None, logits.device) is None   # greedy draws nothing
+def test_a_sample_inverts_the_distribution_function_at_its_uniform_draw():
+    logits = torch.log(torch.tensor([[0.1, 0.0, 0.2, 0.3, 0.4]])).repeat(7, 1)   # token 1 is impossible
+    uniform = torch.tensor([0.0, 0.05, 0.1, 0.25, 0.45, 0.7, 1.0 - 1e-7])
+    assert model.choose_tokens(logits, 1.0, 0, 1.0, uniform).tolist() == [0, 0, 2, 2, 3, 4, 4]
+    # temperature and the nucleus shape the distribution first: at top-p 0.6 only tokens 4 and 3 remain
+    assert model.choose_tokens(logits, 1.0, 0, 0.6, uniform).tolist() == [3, 3, 3, 3, 4, 4, 4]
+    assert model.random_uniform(3, 0.0, None, logits.device) is None   # greedy draws nothing
 
 
 def test_sampling_is_reproducible_and_expands_rows_in_order():
