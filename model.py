@@ -23,9 +23,9 @@ and model.safetensors or pytorch_model.bin; nothing is downloaded):
     load_hf_t5_state_dict(net, read_state_dict("path/pytorch_model.bin"))
 
 Generation (`CodePlanModel.generate`) encodes once, precomputes cross-attention keys/values, writes
-self-attention keys/values into preallocated buffers, and returns the tokens with the summed
-log-probability of each sequence under the model (log-softmax of the raw logits, temperature 1, so
-that scores rank alike whatever the sampling temperature).
+self-attention keys/values into preallocated buffers, drops finished rows from the batch (on CPU),
+and returns the tokens with the summed log-probability of each sequence under the model (log-softmax
+of the raw logits, temperature 1, so that scores rank alike whatever the sampling temperature).
 """
 from __future__ import annotations
 
@@ -424,11 +424,17 @@ class CodePlanModel(nn.Module):
         pad: tokens each sequence is forced to begin with (HumanEval's prompt), neither returned nor scored;
         each row then still makes up to max_new_tokens tokens of its own.
 
-        decoder_step: "eager" attends over the keys written so far, a shape that grows every step;
-        "static" keeps every shape fixed (the whole cache, the unwritten part masked, the position a
-        device tensor); "cuda-graph" records the static step once into a CUDA graph and replays it,
-        which removes the per-kernel launch cost that dominates decoding at small batches.
-        "auto" is "cuda-graph" on CUDA and "eager" elsewhere. All give the same tokens.
+        Sampling draws one uniform number per row and step from `generator` (every row at every step,
+        finished or not, so a row's samples do not depend on the other rows) and takes the token where
+        the distribution function of softmax(filtered logits / temperature) passes it.
+
+        decoder_step: "eager", the CPU path, attends over the keys written so far, a shape that grows
+        every step, and drops each row from the batch as soon as it has made EOS, so that the cost of
+        a step follows the rows still decoding, not the longest one; "static" keeps every shape fixed
+        (all rows, the whole cache, the unwritten part masked, the position a device tensor);
+        "cuda-graph" records the static step once into a CUDA graph and replays it, which removes the
+        per-kernel launch cost that dominates decoding at small batches. "auto" is "cuda-graph" on
+        CUDA and "eager" elsewhere. All give the same tokens.
         """
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
