@@ -206,9 +206,23 @@ class CrossAttention(nn.Module):
         k, v = self.kv(encoded).split(self.inner, dim=-1)
         return split_heads(k, self.num_heads), split_heads(v, self.num_heads)
 
-    def forward(self, x: torch.Tensor, keys_values: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, keys_values: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor,
+                slots: torch.Tensor | None = None, per_source: int = 1) -> torch.Tensor:
+        """x [B, T, D] attends to the keys/values [B, H, S, d] of its own source. In decoding, x holds one
+        token of each row [rows, 1, D] and several rows may decode one source: row r is then query
+        slots[r] of per_source query places per source, so that the rows of a source are attended
+        together and its keys/values are read once per step, not once per row."""
+        dropout = self.dropout if self.training else 0.0
         q = split_heads(self.q(x), self.num_heads)
-        y = attention(q, *keys_values, mask, self.dropout if self.training else 0.0)
+        if slots is None:
+            y = attention(q, *keys_values, mask, dropout)
+        else:
+            sources = keys_values[0].shape[0]
+            grid = q.new_zeros(sources * per_source, *q.shape[1:])
+            grid[slots] = q
+            grid = grid.view(sources, per_source, self.num_heads, -1).transpose(1, 2)   # [sources, H, per_source, d]
+            y = attention(grid, *keys_values, mask, dropout).transpose(1, 2)
+            y = y.reshape(sources * per_source, self.num_heads, 1, -1)[slots]
         return self.o(y.transpose(1, 2).reshape(x.shape[0], x.shape[1], self.inner))
 
 
@@ -244,10 +258,10 @@ class Block(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor, self_mask: torch.Tensor, cross_kv=None, cross_mask=None,
-                cache=None, position: int | torch.Tensor = 0) -> torch.Tensor:
+                cache=None, position: int | torch.Tensor = 0, slots=None, per_source: int = 1) -> torch.Tensor:
         x = x + self.dropout(self.self_attn(self.self_attn_norm(x), self_mask, cache, position))
         if self.cross_attn is not None:
-            x = x + self.dropout(self.cross_attn(self.cross_attn_norm(x), cross_kv, cross_mask))
+            x = x + self.dropout(self.cross_attn(self.cross_attn_norm(x), cross_kv, cross_mask, slots, per_source))
         return x + self.dropout(self.ff(self.ff_norm(x)))
 
 
@@ -461,13 +475,13 @@ class CodePlanModel(nn.Module):
         prefix_lengths = (prefix != c.pad_id).sum(dim=1).tolist()
         max_new_tokens += prefix.shape[1]   # the steps of the longest prefix come first
         encoded = self.encode(input_ids, attention_mask)
-        dtype, layers = compute_dtype(encoded), self.decoder.layers
-        # per-row state, rows in dim 2: cross-attention keys/values [L, 2, rows, H, S, d], computed once per
-        # source and then repeated for its num_return_sequences rows, and the self-attention cache [L, 2, rows, H, T, d]
+        dtype, layers, per_source = compute_dtype(encoded), self.decoder.layers, num_return_sequences
+        # per source (sources in dim 2, read once per step by all rows of the source): cross-attention
+        # keys/values [L, 2, sources, H, S, d] and mask; per row: the self-attention cache [L, 2, rows, H, T, d]
         cross_kv = torch.stack([torch.stack(layer.cross_attn.keys_values(encoded)) for layer in layers])
-        cross_kv = cross_kv.repeat_interleave(num_return_sequences, dim=2)
-        cross_mask = padding_mask(attention_mask, dtype).repeat_interleave(num_return_sequences, dim=0)
-        rows = cross_kv.shape[2]
+        cross_mask = padding_mask(attention_mask, dtype)
+        sources = input_ids.shape[0]
+        rows = sources * per_source
         cache = torch.zeros(len(layers), 2, rows, c.num_heads, max_new_tokens, c.d_kv, device=device, dtype=dtype)
         self_mask = self.decoder.self_mask(max_new_tokens, dtype, device)  # row t: the query at step t
         tokens = torch.full((rows, max_new_tokens), c.pad_id, dtype=torch.long, device=device)
@@ -476,31 +490,46 @@ class CodePlanModel(nn.Module):
         current = torch.full((rows,), c.pad_id, dtype=torch.long, device=device)
         position = torch.zeros(1, dtype=torch.long, device=device)
         nonfinite = torch.zeros(rows, dtype=torch.bool, device=device)
-        # Eager decoding drops a row from the batch once it has finished: `live` holds, for the first
-        # len(live) rows of the per-row state, the sequence each one decodes. The fixed-shape steps
-        # keep every row (their shapes may not change) and mask the finished ones.
+        # Eager decoding drops a row from the batch once it has finished, and a source once all its rows
+        # have: the first len(live) rows of the per-row state decode the sequences in `live`, the first
+        # len(live_sources) sources of the per-source state are the sources in `live_sources`, and source s
+        # sits at place[s]. The fixed-shape steps keep every row (their shapes may not change) and mask the
+        # finished ones.
         shrink = decoder_step == "eager" and stop_at_eos
-        live = torch.arange(rows, device=device)
+        live, live_sources = torch.arange(rows, device=device), torch.arange(sources, device=device)
+        place = torch.arange(sources, device=device)
 
         def step(t: int | torch.Tensor) -> torch.Tensor:
-            """Logits [len(live), V] (fp32) of the tokens after `current`, which sits at position t."""
-            n = len(live)
+            """Logits [len(live), V] (fp32) of the tokens after `current`, which sit at position t."""
+            n, s = len(live), len(live_sources)
             x = self.embedding(current[:n])[:, None]
             mask = self_mask.index_select(2, t) if isinstance(t, torch.Tensor) else self_mask[:, :, t:t + 1, :t + 1]
+            slots = place[live // per_source] * per_source + live % per_source   # each row's query place
             for i, layer in enumerate(layers):
-                x = layer(x, mask, cross_kv[i, :, :n], cross_mask[:n], cache=cache[i, :, :n], position=t)
+                x = layer(x, mask, cross_kv[i, :, :s], cross_mask[:s], cache=cache[i, :, :n], position=t,
+                          slots=slots, per_source=per_source)
             return self.head_logits(self.decoder.final_norm(x)[:, 0], head).float()
 
-        def drop_finished(done: torch.Tensor) -> torch.Tensor:
-            """Remove the rows that finished at step t from the first len(live) rows of the state: the live
-            rows past the new end move into the places of the finished rows before it (a copy of only as
-            many rows as finished). Returns the new `live`."""
-            n, keep = len(live), int((~done).sum())
+        def remove(done: torch.Tensor, states) -> torch.Tensor:
+            """Remove the entries marked `done` from the first len(done) entries of each (tensor, dim) of
+            states: the kept entries past the new end move into the places of the removed ones before it
+            (a copy of only as many entries as were removed). Returns the places the moved entries took."""
+            keep = int((~done).sum())
             holes = done[:keep].nonzero()[:, 0]
             movers = keep + (~done[keep:]).nonzero()[:, 0]
-            for state, dim in ((cache, 2), (cross_kv, 2), (cross_mask, 0), (current, 0), (live, 0)):
+            for state, dim in states:
                 state.index_copy_(dim, holes, state.index_select(dim, movers))
-            return live[:keep]
+            return holes
+
+        def drop_finished(done: torch.Tensor) -> None:
+            nonlocal live, live_sources
+            remove(done, ((cache, 2), (current, 0), (live, 0)))
+            live = live[:len(live) - int(done.sum())]
+            over = finished.view(sources, per_source).all(dim=1)[live_sources]
+            if bool(over.any()):
+                holes = remove(over, ((cross_kv, 2), (cross_mask, 0), (live_sources, 0)))
+                place[live_sources[holes]] = holes
+                live_sources = live_sources[:len(live_sources) - int(over.sum())]
 
         if decoder_step == "cuda-graph":
             replay = cuda_graph(lambda: step(position))
@@ -535,7 +564,7 @@ class CodePlanModel(nn.Module):
                     done = chosen == c.eos_id
                     finished[live] |= done
                     if shrink and bool(done.any()):
-                        live = drop_finished(done)
+                        drop_finished(done)
             # checking costs a device sync, so only every few steps
             if stop_at_eos and t % 8 == 7 and bool(finished.all()):
                 break

@@ -152,25 +152,26 @@ def decode_by_full_recomputation(net, input_ids, attention_mask, steps, head, te
             for row in rows]
 
 
-@pytest.mark.parametrize("temperature", [0.0, 1.0])
-def test_rows_leave_the_batch_as_they_finish_and_the_tokens_stay_those_of_a_plain_decoder(temperature):
+@pytest.mark.parametrize("temperature,per_source", [(0.0, 1), (1.0, 1), (1.0, 3)])
+def test_rows_leave_the_batch_as_they_finish_and_the_tokens_stay_those_of_a_plain_decoder(temperature, per_source):
     net = build(seed=6)
     with torch.no_grad():  # a plan head far from the code head: random models repeat one token less often
         net.plan_head.weight.add_(3 * torch.randn_like(net.plan_head.weight))
-    input_ids, attention_mask = padded_batch([9, 4, 12, 7, 6, 11, 5, 10], seed=6)
+    input_ids, attention_mask = padded_batch([9, 4, 12, 7, 6, 11, 5, 10][:8 // per_source + 1], seed=6)
+    rows_ids, rows_mask = input_ids.repeat_interleave(per_source, 0), attention_mask.repeat_interleave(per_source, 0)
     settings = dict(head="plan", temperature=temperature, top_p=0.9)
     for seed in range(3):
         # the end token: the one that these rows, decoded with no end, reach at the most different steps
         net.config.eos_id = 48   # no token
-        full = decode_by_full_recomputation(net, input_ids, attention_mask, 30,
-                                            generator=torch.Generator().manual_seed(seed), **settings)
+        full = decode_by_full_recomputation(net, rows_ids, rows_mask, 30, generator=torch.Generator().manual_seed(seed),
+                                            **settings)
         ends = lambda token: {row.index(token) if token in row else 30 for row in full}  # noqa: E731
         net.config.eos_id = max(range(1, 48), key=lambda token: len(ends(token)))
         expected_generator, generator = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
-        expected = decode_by_full_recomputation(net, input_ids, attention_mask, 30, generator=expected_generator,
-                                                **settings)
-        tokens, _ = net.generate(input_ids, attention_mask, max_new_tokens=30, generator=generator,
-                                 decoder_step="eager", **settings)
+        expected = decode_by_full_recomputation(net, rows_ids, rows_mask, 30, generator=expected_generator, **settings)
+        # several rows per source (plan sampling) attend to its keys and values together
+        tokens, _ = net.generate(input_ids, attention_mask, max_new_tokens=30, generator=generator, decoder_step="eager",
+                                 num_return_sequences=per_source, **settings)
         assert tokens == expected
         assert len({len(row) for row in tokens}) >= 3 and min(map(len, tokens)) < 20   # rows end at different steps
         if temperature > 0:  # the stream is left where the plain decoder leaves it: later calls agree too
