@@ -539,6 +539,8 @@ def bench_sample(args: argparse.Namespace) -> None:
         return [min(len(row) + 1, kwargs["max_new_tokens"]) for row in rows]
 
     decoded_tokens = sum(sum(generated(kwargs, tokens)) for _, _, kwargs, tokens in calls)
+    sequences = sum(len(tokens) for _, _, _, tokens in calls)
+    cut = sum(len(row) == kwargs["max_new_tokens"] for _, _, kwargs, tokens in calls for row in tokens)
     forward_seconds = 0.0
     with torch.no_grad():
         for input_ids, attention_mask, kwargs, tokens in calls:
@@ -577,7 +579,7 @@ def bench_sample(args: argparse.Namespace) -> None:
     print(f"\nsample.py's decoding on CPU ({torch.get_num_threads()} threads, torch {torch.__version__}): "
           f"{checkpoint_path}, {train_cfg['data']} {args.split}, {len(problems)} problems, {args.n} plans each "
           f"(T 0.6, top-p 0.95) and one greedy program per plan, batch {args.batch_size}, max {max_new_tokens} new "
-          f"tokens{agreement}\n")
+          f"tokens; {cut} of {sequences} sequences stopped at that limit{agreement}\n")
     print("| decoder | generated tokens | seconds | tokens/s | problems/s | tokens/s vs forward |\n|---|---:|---:|---:|---:|---:|")
     forward_rate = decoded_tokens / forward_seconds
     for name, count, seconds in rows:

@@ -50,6 +50,8 @@ PRESETS = {  # d_model, d_kv, d_ff, heads, encoder layers, decoder layers
 }
 HEADS = ("code", "plan")
 DECODER_STEPS = ("eager", "static", "cuda-graph")
+# how generate draws a sample (choose_tokens); sample.py records it, as samples drawn another way differ
+SAMPLER = "inverse distribution function, one uniform draw per row and step"
 
 
 class CheckpointError(ValueError):

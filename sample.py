@@ -339,7 +339,8 @@ def sample(args) -> Path:
     settings = {"checkpoint_sha256": file_digest(ckpt), "split": args.split, "problems_digest": problems_digest(problems),
                 "n": args.n, "samples_per_plan": args.samples_per_plan, "greedy_plan": args.greedy_plan,
                 "plans_sha256": file_digest(Path(args.plans_from)) if args.plans_from else None,
-                "temperature": args.temperature, "top_p": args.top_p, "max_new_tokens": max_new_tokens,
+                "temperature": args.temperature, "top_p": args.top_p, "sampler": model_lib.SAMPLER,
+                "max_new_tokens": max_new_tokens,
                 "max_source_len": train_cfg["max_source_len"], "batch_size": args.batch_size, "seed": args.seed,
                 "timeout": args.timeout, "samples_per_problem": samples_per_problem}
     settings_check(out, {"settings": settings, **provenance(), "checkpoint": str(ckpt), "data": spec, "split": args.split,

@@ -213,6 +213,13 @@ def test_a_folder_made_with_other_settings_is_refused(checkpoint, tmp_path, caps
     with pytest.raises(SystemExit) as e:
         run_sample(checkpoint, out, capsys, "--n", "0", "--seed", "1")
     assert "other settings" in str(e.value) and "seed" in str(e.value)
+    # samples drawn another way (a folder of a sample.py that drew its samples otherwise) are not continued
+    config = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**config, "settings": {**config["settings"], "sampler": "multinomial"}}))
+    with pytest.raises(SystemExit) as e:
+        run_sample(checkpoint, out, capsys, "--n", "0")
+    assert "other settings" in str(e.value) and "sampler" in str(e.value)
+    (out / "config.json").write_text(json.dumps(config))
     # the same settings: every problem is done, nothing is sampled twice, the same report
     again, _ = run_sample(checkpoint, out, capsys, "--n", "0")
     assert table(again) == table(printed)
