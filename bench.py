@@ -483,11 +483,11 @@ def add_sample_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", default="", help="a run folder name under --runs: use its best.pt")
     parser.add_argument("--runs", default="runs", help="folder holding train.py's run folders")
     parser.add_argument("--split", default="test", help="split to decode (sample.py's default: test)")
-    parser.add_argument("--per-tier", type=int, default=-1, help="as sample.py --per-tier (default 10 on CPU)")
-    parser.add_argument("--limit", type=int, default=0, help="only the first N problems; 0 = all that sample.py takes")
-    parser.add_argument("--n", type=int, default=16, help="plans per problem, as sample.py --n (one greedy program each)")
-    parser.add_argument("--batch-size", type=int, default=128, help="sequences decoded at once, as sample.py --batch-size")
-    parser.add_argument("--max-new-tokens", type=int, default=0, help="as sample.py --max-new-tokens")
+    parser.add_argument("--per-tier", type=cli.number(int, 0), help="as sample.py --per-tier (default 10, sample.py's on CPU)")
+    parser.add_argument("--limit", type=cli.number(int, 0), default=0, help="only the first N problems; 0 = all that sample.py takes")
+    parser.add_argument("--n", type=cli.number(int, 1), default=16, help="plans per problem, as sample.py --n (one greedy program each)")
+    parser.add_argument("--batch-size", type=cli.number(int, 1), default=128, help="sequences decoded at once, as sample.py --batch-size")
+    parser.add_argument("--max-new-tokens", type=cli.number(int, 0), default=0, help="as sample.py --max-new-tokens (0: the checkpoint's target length)")
     parser.add_argument("--no-hf", action="store_true", help="leave out Hugging Face T5 generate (the slowest part)")
 
 
@@ -510,7 +510,7 @@ def bench_sample(args: argparse.Namespace) -> None:
     device = torch.device("cpu")
     checkpoint_path = sample.choose_checkpoint(args)
     net, tokenizer, train_cfg = sample.load_checkpoint(checkpoint_path, device)
-    per_tier = args.per_tier if args.per_tier >= 0 else 10
+    per_tier = args.per_tier if args.per_tier is not None else 10
     problems = sample.select(data.load_problems(train_cfg["data"], args.split), per_tier, args.limit)
     max_new_tokens = args.max_new_tokens or train_cfg["max_target_len"]
     per_batch = max(1, args.batch_size // args.n)

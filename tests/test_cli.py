@@ -92,6 +92,7 @@ def bad_cases(tmp_path: Path, refusing_url: str, silent_url: str) -> list[tuple]
         ("reproduce.py", ["--jobs", "-1"], "argument --jobs: -1 is not allowed"),
         ("bench.py", ["loop", "--steps", "0"], "argument --steps: 0 is not allowed"),
         ("bench.py", ["sandbox", "--workers", "0"], "argument --workers: 0 is not allowed"),
+        ("bench.py", ["sample", "--n", "0"], "argument --n: 0 is not allowed"),
         ("data.py", ["--data", f"mbpp:{empty}"], f"--data mbpp:{empty}: no problems found"),
         ("data.py", ["--data", f"mbpp:{repeated}"], "1 problem ids occur more than once (e.g. '11' 2 times)"),
         ("data.py", ["--show", "-1"], "argument --show: -1 is not allowed"),
