@@ -15,6 +15,7 @@ estimator. The model, the data and the sandbox live in model.py, data.py and san
 from __future__ import annotations
 
 import random
+import re
 import time
 from dataclasses import dataclass
 
@@ -460,6 +461,45 @@ def pass_at_k_report(problems: list[Problem], candidates: list[list[Candidate]],
                                    for i in idx) / len(idx)
         report[name] = row
     return report
+
+
+# ----------------------------------------------------------------------------- plan accuracy
+# The quantity that bounds the method: code written from a wrong plan is right only by luck.
+
+def plan_steps(plan: str) -> list[str]:
+    """A plan's steps with the wording a benchmark leaves free taken out: numbering and bullets,
+    case, whitespace and punctuation, and everything after a step's first sentence (where the
+    synthetic benchmark's reference plans put a fixed note on the step's edge cases)."""
+    steps = []
+    for lines in teacher.split_steps(plan)[0]:
+        first = re.split(r"(?<=[.!?])\s+(?=[A-Z])", " ".join(lines).strip(), maxsplit=1)[0]
+        words = re.sub(r"[^0-9a-z]+", " ", first.lower()).split()
+        if words:
+            steps.append(" ".join(words))
+    return steps
+
+
+def plan_is_right(plan: str, reference: str) -> bool:
+    """The plan names the reference plan's steps, in its order, and no others."""
+    return plan_steps(plan) == plan_steps(reference)
+
+
+def plan_accuracy(problems: list[Problem], candidates: list[list[Candidate]]) -> dict[str, dict[str, float]]:
+    """{row: {"problems", "plans", "right", "any_right"}} for "all", each tier and each style of the
+    problems that have a reference plan: "right" is the share of distinct sampled plans (by plan_id)
+    that equal the reference plan's steps, "any_right" the share of problems where at least one does."""
+    rows: dict[str, list[tuple[int, int]]] = {}
+    for p, cands in zip(problems, candidates):
+        plans = {c.plan_id: c.plan for c in cands if c.plan is not None}
+        if not p.reference_plan or not plans:
+            continue
+        right = sum(plan_is_right(plan, p.reference_plan) for plan in plans.values())
+        for row in ("all", *(f"{key} {value}" for key, value in (("tier", p.tier), ("style", p.style)) if value)):
+            rows.setdefault(row, []).append((len(plans), right))
+    return {row: {"problems": len(counts), "plans": sum(n for n, _ in counts),
+                  "right": sum(r for _, r in counts) / sum(n for n, _ in counts),
+                  "any_right": sum(r > 0 for _, r in counts) / len(counts)}
+            for row, counts in sorted(rows.items(), key=lambda item: (item[0] != "all", item[0]))}
 
 
 # ----------------------------------------------------------------------------- pass@k

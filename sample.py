@@ -519,6 +519,14 @@ def report(folders: list[Path], args) -> str:
              f"{duplicates} of {len(problems) * samples_per_problem} samples repeated an earlier program of their "
              f"problem and were ranked once; {no_public} problems without public tests ranked by {args.rank_by} only"]
     lines.append(judge.format_status_counts(judge.status_counts(c.status for cands in candidates for c in cands)))
+    accuracy = codeplan.plan_accuracy(problems, candidates) if config["settings"]["n"] > 0 and not config["settings"]["plans_sha256"] else {}
+    if accuracy:   # sampled plans, and the data knows the right ones (the synthetic benchmark)
+        metrics["plan_accuracy"] = accuracy
+        lines += ["", "Plan accuracy (no program run): the share of distinct sampled plans whose steps are the reference "
+                  "plan's (case, punctuation and per-step notes aside), and of problems where at least one is, in %:", "",
+                  "| group | problems | plans | right plans | problems with a right plan |", "|---|---|---|---|---|"]
+        lines += [f"| {name} | {row['problems']} | {row['plans']} | {100 * row['right']:.1f} | {100 * row['any_right']:.1f} |"
+                  for name, row in accuracy.items()]
     if all(c.tests for cands in candidates for c in cands):
         average, strict = judge.apps_accuracy({p.id: [c.tests for c in cands] for p, cands in zip(problems, candidates)})
         lines.append(f"APPS test case average {100 * average:.1f}%, strict accuracy {100 * strict:.1f}% "

@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import batching  # noqa: E402
 import codeplan  # noqa: E402
 import model  # noqa: E402
+import synthetic  # noqa: E402
 from codeplan import Candidate  # noqa: E402
 from problems import Problem, Test  # noqa: E402
 
@@ -343,3 +344,56 @@ def test_pass_at_k_estimator():
     with pytest.raises(ValueError):
         codeplan.pass_at_k(3, 1, 4)
 
+
+
+# ----------------------------------------------------------------------------- plan accuracy
+
+REFERENCE_PLAN = ("1. Read the list of integers from the input line; the line may be empty.\n"
+                  "2. Keep only the numbers greater than 5. Numbers that fail the test are dropped, so the list may become empty.\n"
+                  "3. Compute the prefix sums. Position i holds the sum of the first i+1 numbers.\n"
+                  "4. Print the numbers separated by spaces, an empty line if there are none.")
+
+
+@pytest.mark.parametrize("plan, right", [
+    (REFERENCE_PLAN, True),
+    # wording the benchmark leaves free: numbering, case, spacing, punctuation, the per-step notes
+    ("1) read the list of integers from the input line, the line may be empty\n2)  Keep only the numbers greater than 5\n"
+     "3) compute the PREFIX sums.\n4) Print the numbers separated by spaces an empty line if there are none!", True),
+    ("- Read the list of integers from the input line; the line may be empty.\n- Keep only the numbers greater than 5.\n"
+     "- Compute the prefix sums. Anything else said about it.\n- Print the numbers separated by spaces, an empty line if there are none.", True),
+    # near misses: another constant, two steps swapped, a step missing, a step added, another operation
+    (REFERENCE_PLAN.replace("greater than 5", "greater than 3"), False),
+    (REFERENCE_PLAN.replace("2. Keep only the numbers greater than 5.", "2. Compute the prefix sums.", 1)
+     .replace("3. Compute the prefix sums.", "3. Keep only the numbers greater than 5.", 1), False),
+    ("\n".join(l for l in REFERENCE_PLAN.splitlines() if not l.startswith("3.")), False),
+    (REFERENCE_PLAN.replace("4. Print", "4. Reverse the list.\n5. Print"), False),
+    (REFERENCE_PLAN.replace("prefix sums", "running maximum"), False),
+    ("", False),
+])
+def test_a_plan_is_right_when_its_steps_are_the_reference_steps(plan, right):
+    assert codeplan.plan_is_right(plan, REFERENCE_PLAN) is right
+
+
+def test_normalising_never_merges_two_different_synthetic_reference_plans():
+    plans = [p["reference_plan"] for p in synthetic.generate(0, (200, 20, 21))["test"]]
+    for plan in plans:
+        assert len(codeplan.plan_steps(plan)) == len(plan.splitlines())
+    assert all(codeplan.plan_is_right(a, b) == (a == b) for a in plans for b in plans)
+
+
+def test_plan_accuracy_counts_distinct_plans_and_problems_per_tier_and_style():
+    wrong = REFERENCE_PLAN.replace("greater than 5", "greater than 6")
+    problems = [Problem(id="a", question="q", reference_plan=REFERENCE_PLAN, tier="seen-chain", style="goal"),
+                Problem(id="b", question="q", reference_plan=REFERENCE_PLAN, tier="new-chain", style="steps"),
+                Problem(id="c", question="q", reference_plan=REFERENCE_PLAN, tier="new-chain", style="goal"),
+                Problem(id="d", question="q", tier="new-chain")]          # no reference plan: left out
+    cand = codeplan.Candidate
+    candidates = [[cand("x", 0.0, REFERENCE_PLAN, 0), cand("y", 0.0, REFERENCE_PLAN, 0), cand("z", 0.0, wrong, 1)],  # 1 of 2 plans
+                  [cand("x", 0.0, wrong, 0), cand("y", 0.0, wrong, 1)],
+                  [cand("x", 0.0, None, None)],                               # direct code: no plan
+                  [cand("x", 0.0, REFERENCE_PLAN, 0)]]
+    rows = codeplan.plan_accuracy(problems, candidates)
+    assert list(rows) == ["all", "style goal", "style steps", "tier new-chain", "tier seen-chain"]
+    assert rows["all"] == {"problems": 2, "plans": 4, "right": 0.25, "any_right": 0.5}
+    assert rows["tier seen-chain"] == {"problems": 1, "plans": 2, "right": 0.5, "any_right": 1.0}
+    assert rows["style steps"] == {"problems": 1, "plans": 2, "right": 0.0, "any_right": 0.0}

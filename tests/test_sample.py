@@ -53,7 +53,8 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def table(printed: str) -> tuple[list[str], dict[str, list[float]]]:
     """The header's metric names and each row's numbers, from the printed markdown table."""
-    lines = [l for l in printed.splitlines() if l.startswith("| ")]
+    first_table = printed[printed.index("\n| ") + 1:].split("\n\n")[0]
+    lines = [l for l in first_table.splitlines() if l.startswith("| ")]
     header = [c.strip() for c in lines[0].strip("|").split("|")][2:]
     rows = {}
     for line in lines[1:]:
@@ -106,11 +107,17 @@ def test_direct_code_n0(checkpoint, tmp_path, capsys, spec):
     assert sorted(journal_problems(out / "journal.jsonl")) == sorted(s["task_id"] for s in samples)
 
 
-def test_greedy_plan_n1(checkpoint, tmp_path, capsys):
+def test_greedy_plan_n1(checkpoint, tmp_path, capsys, spec):
     printed, out = run_sample(checkpoint, tmp_path / "greedy", capsys, "--n", "1", "--greedy-plan")
     samples, _ = check_outputs(out, 1)
     assert all(isinstance(s["plan"], str) and s["plan_id"] == 0 for s in samples)
     assert table(printed)[0] == ["1@1", "pass@1"]
+    # the plans are scored against the synthetic benchmark's reference plans, per tier and style
+    accuracy = json.loads((out / "report.json").read_text())["metrics"]["plan_accuracy"]
+    assert accuracy["all"]["problems"] == 3 and accuracy["all"]["plans"] == 3 and "Plan accuracy" in printed
+    right = sum(codeplan.plan_is_right(s["plan"], p.reference_plan) for s, p in zip(samples, data.load_problems(spec, "test")))
+    assert accuracy["all"]["right"] == accuracy["all"]["any_right"] == right / 3
+    assert sum(row["problems"] for name, row in accuracy.items() if name.startswith("style ")) == 3
     # greedy plan and greedy code: a second run writes the same samples
     run_sample(checkpoint, tmp_path / "again", capsys, "--n", "1", "--greedy-plan", "--seed", "5")
     again = read_jsonl(tmp_path / "again" / "samples.jsonl")
@@ -143,6 +150,7 @@ def test_plans_from_a_reference_plans_file(checkpoint, tmp_path, capsys, spec):
     samples, _ = check_outputs(out, 1)
     assert all(s["plan"] == expected[s["task_id"]][0] and s["plan_id"] == 0 for s in samples)
     assert table(printed)[0] == ["1@1", "pass@1"]    # one given plan per problem, whatever --n says
+    assert "Plan accuracy" not in printed    # given plans are not the model's
     assert json.loads((out / "config.json").read_text())["settings"]["plans_sha256"] == sample.file_digest(plans_file)
     # a plans file that lacks a problem is refused, rather than that problem silently dropping out of pass@k
     teacher.write_reference_plans(problems[1:], str(plans_file), "test")
