@@ -122,7 +122,8 @@ def make_examples(problems: list[Problem], plans: dict[str, list[str]], solution
 def encode_batch(examples: list[Example], tokenizer, lam: float, plan_in_code: float,
                  rng: random.Random, max_source: int, max_target: int, counts: dict) -> dict:
     """Token id pairs for both tasks of one batch. With lam == 0 no plan is ever used: that is
-    plain fine-tuning. `counts` accumulates truncations so that they are reported, not hidden."""
+    plain fine-tuning. `counts` accumulates truncations so that they are reported, not hidden, and
+    the code inputs that hold a plan ("code_with_plan"), so that direct and plan-guided code are counted apart."""
     def pair(src: str, tgt: str, task: str) -> tuple[list[int], list[int]]:
         s, cut_source = encode_source(tokenizer, src, max_source)
         # cut after EOS is appended, as CodeRL does: a cut target ends without EOS, so the model never
@@ -139,6 +140,8 @@ def encode_batch(examples: list[Example], tokenizer, lam: float, plan_in_code: f
         with_plan = lam > 0 and plan is not None and rng.random() < plan_in_code
         if lam < 1:
             batch["code"].append(pair(code_source(ex.problem, plan if with_plan else None), ex.solution, "code"))
+            if with_plan:
+                counts["code_with_plan"] = counts.get("code_with_plan", 0) + 1
         if lam > 0 and plan is not None:
             batch["plan"].append(pair(plan_source(ex.problem), plan, "plan"))
     return batch

@@ -384,7 +384,7 @@ def final_pass1(raw_model, tokenizer, problems, cfg: TrainConfig) -> dict:
 # ----------------------------------------------------------------------------- the run and its loop
 
 TASKS = ("code", "plan")
-WORK = ("code_examples", "plan_examples", "tokens", "flops")
+WORK = ("code_examples", "code_with_plan", "plan_examples", "tokens", "flops")
 
 
 def new_window() -> dict:
@@ -483,7 +483,7 @@ def setup_run(cfg: TrainConfig) -> Run:
     amp, autocast = autocast_for(cfg, device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
     step, best = 0, float("inf")
-    progress = {"skipped_steps": 0, "code_examples_seen": 0, "plan_examples_seen": 0, "train_flops": 0.0, "train_seconds": 0.0}
+    progress = {"skipped_steps": 0, "code_examples_seen": 0, "code_with_plan_seen": 0, "plan_examples_seen": 0, "train_flops": 0.0, "train_seconds": 0.0}
     if cfg.resume:
         state = checkpoint.load(run_dir / "last.pt", device)
         raw_model.load_state_dict(state["model"])
@@ -553,8 +553,9 @@ def optimizer_step(run: Run) -> tuple[bool, float, float]:
         group["lr"] = lr
     # skipped steps move the data on too, so that a batch that gave a non-finite loss is not drawn again
     micro, cut = run.batches.get(run.step + run.progress["skipped_steps"])
+    with_plan = cut.pop("code_with_plan", 0)   # code inputs that hold a plan; the rest of cut counts truncations
     run.truncated.update({k: run.truncated.get(k, 0) + v for k, v in cut.items()})
-    losses, work = accumulate_gradients(run, micro)
+    losses, work = accumulate_gradients(run, micro, with_plan)
     # every rank decides alike: the losses are global-batch means, the gradient norm is of the averaged gradients
     finite = all(math.isfinite(v) for values in losses.values() for v in values)
     grad_norm = float("nan")
@@ -569,6 +570,7 @@ def optimizer_step(run: Run) -> tuple[bool, float, float]:
         run.step += 1
         run.in_a_row = 0
         run.progress["code_examples_seen"] += int(work["code_examples"])
+        run.progress["code_with_plan_seen"] += int(work["code_with_plan"])
         run.progress["plan_examples_seen"] += int(work["plan_examples"])
         for task in TASKS:
             run.window[task] += losses[task]
@@ -587,9 +589,10 @@ def optimizer_step(run: Run) -> tuple[bool, float, float]:
     return applied, lr, grad_norm
 
 
-def accumulate_gradients(run: Run, micro: list) -> tuple[dict[str, list[float]], dict]:
+def accumulate_gradients(run: Run, micro: list, with_plan: int) -> tuple[dict[str, list[float]], dict]:
     """Forward and backward over this rank's micro-batches, gradients summed; returns each task's
-    global-batch loss per micro-batch and the work of the global batch."""
+    global-batch loss per micro-batch and the work of the global batch (with_plan: this rank's code
+    inputs that hold a plan, summed over the ranks with the rest)."""
     losses, work = {task: [] for task in TASKS}, dict.fromkeys(WORK, 0.0)
     for i, (pairs, batch) in enumerate(micro):
         # DDP averages gradients over the ranks once per optimizer step, on its last micro-batch
@@ -597,7 +600,8 @@ def accumulate_gradients(run: Run, micro: list) -> tuple[dict[str, list[float]],
         with (contextlib.nullcontext() if sync else run.loss_module.no_sync()), run.autocast:
             loss, parts = run.loss_module(batch)
             run.scaler.scale(loss / run.cfg.grad_accum).backward()
-        parts, done = ddp.global_batch(parts, flops.batch_work(pairs, run.raw_model.config), TASKS, run.world, run.device)
+        work_here = {**flops.batch_work(pairs, run.raw_model.config), "code_with_plan": with_plan if i == 0 else 0}
+        parts, done = ddp.global_batch(parts, work_here, TASKS, run.world, run.device)
         for task, value in parts.items():
             losses[task].append(value)
         for k, v in done.items():

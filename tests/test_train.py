@@ -105,6 +105,8 @@ def test_short_run_writes_the_run_folder_and_loss_falls(spec, tmp_path, capsys):
     # the counters other tools read: 10 steps of 8 problems, each with a code and a plan example
     assert summary["optimizer_steps"] == 10 and summary["skipped_steps"] == 0
     assert summary["code_examples_seen"] == summary["plan_examples_seen"] == 80
+    # about --plan-in-code of the code inputs held a plan (binomial: 72 expected of 80 at 0.9), counted apart from truncations
+    assert 60 <= summary["code_with_plan_seen"] < 80 and "code_with_plan" not in summary["truncated"]
     assert summary["train_flops"] > 0 and summary["train_seconds"] > 0
     assert summary["commit"] == config["commit"] and summary["dirty"] == config["dirty"]
     last = checkpoint.load(run / "last.pt")
@@ -173,7 +175,7 @@ def test_resume_with_only_the_name_continues_the_run_as_configured(spec, tmp_pat
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert summary["step"] == 6
     # the counters continue over the resume: 6 steps of 8 code examples, no plan example at lambda 0
-    assert summary["code_examples_seen"] == 48 and summary["plan_examples_seen"] == 0
+    assert summary["code_examples_seen"] == 48 and summary["plan_examples_seen"] == summary["code_with_plan_seen"] == 0
     assert summary["train_flops"] > first["train_flops"]
     assert summary["train_seconds"] > first["train_seconds"]
     assert all("loss_plan" not in r for r in train_records(tmp_path / "r"))
