@@ -164,93 +164,141 @@ def table_cells(text: str) -> dict[tuple[str, str], list[str]]:
     return {tuple(c.strip() for c in l.split("|")[1:3]): [c.strip() for c in l.split("|")[3:-1]] for l in rows}
 
 
-def test_tables_compare_with_fine_tuning_direct_per_group():
-    meta = {f"p{i}": {"difficulty": "introductory" if i < 40 else "interview", "tier": "seen-chain" if i % 2 else "held-pair"}
-            for i in range(80)}
-    base = [[0] * 80, [0] * 80, [0] * 80]
-    better = [[1] * 40 + [0] * 40] * 3          # +50 points, all of it on introductory problems
-    same = [[1] * 2 + [0] * 78, [0] * 80, [0] * 2 + [1] * 2 + [0] * 76]
-    records = records_for({("ft", "direct"): base, ("codeplan", "n16"): better, ("codeplan", "direct"): same})
-    text = reproduce.main_table(records, meta, 500)
-    cells = table_cells(text)
-    ft = reproduce.arm_label("ft"), reproduce.DECODINGS["direct"][0]
-    cp = reproduce.arm_label("codeplan")
-    assert cells[ft][:4] == ["1", "3", "0.0 ± 0.0", "baseline"]
-    n16 = cells[(cp, reproduce.DECODINGS["n16"][0])]
-    assert n16[2] == "50.0 ± 0.0" and re.fullmatch(r"\+50\.0 \[\+\d\d\.\d, \+\d\d\.\d\]", n16[3])
-    assert cells[(cp, reproduce.DECODINGS["direct"][0])][3].startswith("no measurable difference [")
-    assert list(cells) == [ft, (cp, reproduce.DECODINGS["direct"][0]), (cp, reproduce.DECODINGS["n16"][0])]
+def test_each_row_is_compared_with_the_matched_fine_tuning_decoding():
+    meta = {f"p{i}": {"difficulty": "introductory" if i < 40 else "interview", "tier": "seen-chain" if i % 2 else "held-pair",
+                      "style": "goal" if i % 4 < 2 else "steps"} for i in range(80)}
+    none, half = [[0] * 80] * 3, [[1] * 40 + [0] * 40] * 3
+    records = records_for({("ft", "direct"): none, ("ft", "direct-m16"): half,        # ranking 16 samples lifts fine-tuning
+                           ("ft-flops", "direct"): none, ("ft-flops", "direct-m16"): none,
+                           ("codeplan", "direct"): none, ("codeplan", "greedy-plan"): half, ("codeplan", "n16"): half})
+    for r in records:   # fine-tuning at equal FLOPs trains longer: its last step is its own
+        r.step = 27 if r.arm == "ft-flops" else r.step
+    cells = table_cells(reproduce.main_table(records, meta, 500))
+    ft, flops, cp = (reproduce.arm_label(a) for a in ("ft", "ft-flops", "codeplan"))
+    name = {d: reproduce.DECODINGS[d][0] for d in reproduce.DECODINGS}
+    assert list(cells) == [(ft, name["direct"]), (ft, name["direct-m16"]), (flops, name["direct"]), (flops, name["direct-m16"]),
+                           (cp, name["direct"]), (cp, name["greedy-plan"]), (cp, name["n16"])]
+    # columns: candidates, seeds, pass@1, matched decoding, vs equal steps, vs equal FLOPs, right plans (2), raw pass@1, raw pass@N
+    assert cells[(ft, name["direct"])][:6] == ["1", "3", "0.0 ± 0.0", name["direct"], "baseline", "no measurable difference [+0.0, +0.0]"]
+    assert cells[(flops, name["direct-m16"])][3] == name["direct-m16"] and cells[(flops, name["direct-m16"])][5] == "baseline"
+    assert re.fullmatch(r"-50\.0 \[-\d\d\.\d, -\d\d\.\d\]", cells[(flops, name["direct-m16"])][4])
+    # N=16 is measured against 16 ranked fine-tuning samples, not against greedy fine-tuning: no gain at equal steps
+    n16 = cells[(cp, name["n16"])]
+    assert n16[1:4] == ["3", "50.0 ± 0.0", name["direct-m16"]]
+    assert n16[4] == "no measurable difference [+0.0, +0.0]" and re.fullmatch(r"\+50\.0 \[\+\d\d\.\d, \+\d\d\.\d\]", n16[5])
+    # one candidate each: the greedy plan against greedy fine-tuning
+    assert cells[(cp, name["greedy-plan"])][3] == name["direct"] and cells[(cp, name["greedy-plan"])][4].startswith("+50.0 [+")
     groups = reproduce.group_tables(records, meta, 500)
-    values, differences = groups.split("Difference in pass@1")
+    values, steps, flops_part = groups.split("Problems where at least one sampled plan")[0].split("Difference in pass@1")
     header = next(l for l in values.splitlines() if l.startswith("| arm"))
-    assert [c.strip() for c in header.split("|")[3:-1]] == ["seen-chain (40)", "held-pair (40)", "introductory (40)", "interview (40)"]
-    n16 = table_cells(differences)[(cp, reproduce.DECODINGS["n16"][0])]
-    assert n16[0].startswith("+50.0 [") and n16[1].startswith("+50.0 [") and n16[2] == "+100.0 [+100.0, +100.0]"
-    assert n16[3] == "no measurable difference [+0.0, +0.0]"
-    assert ft not in table_cells(differences)
-    alone = table_cells(reproduce.main_table(records_for({("codeplan", "n16"): better}), meta, 200))
-    assert alone[(cp, reproduce.DECODINGS["n16"][0])][3] == "n/a (no baseline runs)"
+    assert [c.strip() for c in header.split("|")[3:-1]] == ["seen-chain (40)", "held-pair (40)", "steps style (40)", "goal style (40)",
+                                                           "introductory (40)", "interview (40)"]
+    assert (ft, name["direct-m16"]) not in table_cells(steps) and (flops, name["direct-m16"]) not in table_cells(flops_part)
+    assert table_cells(steps)[(cp, name["n16"])][4] == "no measurable difference [+0.0, +0.0]"
+    assert table_cells(flops_part)[(cp, name["n16"])][4] == "+100.0 [+100.0, +100.0]"   # introductory problems
+    alone = table_cells(reproduce.main_table(records_for({("codeplan", "n16"): half}), meta, 200))
+    assert alone[(cp, name["n16"])][4:6] == ["n/a (no baseline runs)"] * 2
 
 
-def test_cost_table_says_na_for_keys_train_py_does_not_write():
-    summaries = {"ft": [{"seed": 0, "step": 5, "optimizer_steps": 5, "train_flops": 2e12},
-                        {"seed": 1, "step": 5, "optimizer_steps": 5}]}
+def test_plan_accuracy_of_the_sampled_plans_per_row_and_group(tmp_path):
+    references = {"a": "1. Read x.\n2. Sort it. It may be empty.", "b": "1. Read x.\n2. Reverse it.", "c": "1. Print 0."}
+    rows = [{"task_id": "a", "plan": "1. read x\n2. sort it", "plan_id": 0}, {"task_id": "a", "plan": "1. read x\n2. sort it", "plan_id": 0},
+            {"task_id": "a", "plan": "1. Read x.\n2. Reverse it.", "plan_id": 1},
+            {"task_id": "b", "plan": "1. Read x.\n2. Sort it.", "plan_id": 0}, {"task_id": "c", "plan": None, "plan_id": None}]
+    (tmp_path / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    plans = reproduce.read_plan_outcomes(tmp_path / "samples.jsonl", references)
+    assert plans == {"a": [2, 1], "b": [1, 0]}   # distinct plans by plan_id; "c" sampled none
+    r = reproduce.Record("codeplan", 0, "n4", 10, "x", {t: [1, 0, 0] for t in "abc"}, plans)
+    assert reproduce.right_plans(r, {"a", "b"}) == (1 / 3, 1 / 2)
+    assert reproduce.right_plans(r, {"c"}) is None
+    meta = {t: {"difficulty": "introductory", "tier": "seen-chain", "style": "goal"} for t in "abc"}
+    cells = table_cells(reproduce.main_table([r], meta, 100))[(reproduce.arm_label("codeplan"), reproduce.DECODINGS["n4"][0])]
+    assert cells[6:8] == ["33.3", "50.0"]
+    assert "Problems where at least one sampled plan" in reproduce.group_tables([r], meta, 100)
+
+
+def test_cost_table_counts_direct_and_plan_guided_code_apart():
+    summaries = {"ft": [{"seed": 0, "run": "ft-seed0", "lr": 7e-4, "optimizer_steps": 5, "code_examples_seen": 80,
+                         "code_with_plan_seen": 0, "plan_examples_seen": 0, "train_flops": 2e12},
+                        {"seed": 1, "run": "ft-seed1", "lr": 7e-4, "optimizer_steps": 5, "code_examples_seen": 80,
+                         "code_with_plan_seen": 0, "plan_examples_seen": 0, "train_flops": 2e12}],
+                 "codeplan": [{"seed": 0, "run": "codeplan-seed0", "lr": 1.4e-3, "optimizer_steps": 5, "code_examples_seen": 80,
+                               "code_with_plan_seen": 72, "plan_examples_seen": 80, "train_flops": 5.4e12}],
+                 "codeplan-paper": [{"seed": 0, "step": 5, "optimizer_steps": 5, "code_examples_seen": 80}]}   # an older summary
     cells = table_cells(reproduce.cost_table(summaries, {"ft-seed0": {"seconds": 10.0}, "ft-seed1": {"seconds": 20.0}}))
-    row = cells[(reproduce.arm_label("ft"), "2")]
-    assert row == ["5", "n/a", "n/a", "n/a", "n/a", "15"]
+    assert cells[(reproduce.arm_label("ft"), "2")] == ["0.0007", "5", "80", "0", "0", "2e+12", "n/a", "1.00", "15"]
+    assert cells[(reproduce.arm_label("codeplan"), "1")] == ["0.0014", "5", "8", "72", "80", "5.4e+12", "n/a", "2.70", "n/a"]
+    assert cells[(reproduce.arm_label("codeplan-paper"), "1")] == ["n/a", "5", "n/a", "n/a", "n/a", "n/a", "n/a", "n/a", "n/a"]
 
 
 # ----------------------------------------------------------------------------- the commands it builds
 
-@pytest.mark.parametrize("mode", [["--quick"], ["--gpu"], []])
+@pytest.mark.parametrize("mode", [["--cpu"], ["--quick"], ["--gpu"], []])
 def test_every_command_parses_with_the_scripts_own_parsers(mode, tmp_path):
     args = reproduce.parse_args(mode + ["--out", str(tmp_path)])
-    tasks = reproduce.plan_tasks(args, tmp_path / args.mode)
-    inputs = reproduce.Inputs(tmp_path / args.mode, args.problems, args.vocab_size, args.corrupt_share)
+    root = tmp_path / args.mode
+    grid = reproduce.selection_tasks(args, root)
+    lrs = {arm: args.base_lr * (2 if arm == "codeplan" else 1) for arm in args.arms}
+    tasks = reproduce.plan_tasks(args, root, reproduce.Selection(lrs))
+    inputs = reproduce.Inputs.of(args, root)
     trains = [t for t in tasks if not t.decoding]
-    assert {t.arm for t in trains} == set(args.arms) and len(trains) == 3 * len(args.arms)
-    for t in tasks:
+    assert {t.arm for t in trains} == set(args.arms) and len(trains) == args.seeds * len(args.arms)
+    # the grid: every rate for each arm that chooses its own, seed 0, scored on valid by the arm's selection decoding
+    choosing = [a for a in args.arms if reproduce.ARMS[a].select]
+    assert len(grid) == (0 if len(args.lr_factors) == 1 else 2 * len(args.lr_factors) * len(choosing))
+    for t in grid + tasks:
         assert t.argv[0] in ("train.py", "sample.py")
         parsed = (train if t.argv[0] == "train.py" else sample).parse_args(t.argv[1:])
         if not t.decoding:
-            # the same budget and the one tokenizer for every arm
-            assert (parsed.steps, parsed.batch_size, parsed.tokenizer) == (args.steps, args.batch_size, trains[0].argv[trains[0].argv.index("--tokenizer") + 1])
+            # the same budget (ft-flops: --flops-ratio times the steps) and the one tokenizer for every arm
+            steps = round(args.steps * args.flops_ratio) if t.arm == "ft-flops" else args.steps
+            assert (parsed.steps, parsed.batch_size, parsed.tokenizer) == (steps, args.batch_size, reproduce.rel(inputs.tokenizer))
             assert parsed.lam == float(reproduce.ARMS[t.arm].flags[1]) and parsed.seed == t.seed
+            assert parsed.lr == (None if len(args.lr_factors) == 1 else t.lr)
             assert parsed.save_every == (args.curve_every if t.arm in reproduce.CURVES and args.curve_every else 0)
+        elif t.split == "valid":
+            assert parsed.data == f"synthetic:{reproduce.rel(inputs.valid)}" and parsed.split == "valid"
+            assert t.decoding == reproduce.ARMS[t.arm].select and parsed.checkpoint.endswith("last.pt")
         else:
             # the same test problems for every arm and decoding
             assert parsed.data == f"synthetic:{reproduce.rel(inputs.test_problems)}"
             assert parsed.split == "test" and parsed.limit == 0 and parsed.seed == t.seed
-            assert parsed.checkpoint.endswith("last.pt" if t.step == args.steps else f"step-{t.step}.pt")
-    decodings = {(t.arm, t.decoding) for t in tasks if t.step == args.steps and t.decoding}
-    assert ("ft", "direct-m16") in decodings and ("codeplan", "n16") in decodings and ("codeplan-paper", "n16") in decodings
-    assert not any(t.arm == "ft" and t.decoding not in ("", "direct", "direct-m16") for t in tasks)
-    curves = {(t.arm, t.decoding) for t in tasks if t.decoding and t.step < args.steps}
-    assert curves == {("ft", "direct"), ("codeplan", "direct"), ("codeplan", "n16")}
+            assert parsed.checkpoint.endswith(f"step-{t.step}.pt" if "@" in t.name else "last.pt")
+    if len(args.lr_factors) > 1:   # the chosen rate's grid run is the final seed-0 run
+        assert {(t.name, tuple(t.argv)) for t in grid if not t.decoding} >= {(t.name, tuple(t.argv)) for t in trains if t.seed == 0 and t.arm in choosing}
+    decodings = {(t.arm, t.decoding) for t in tasks if t.decoding and "@" not in t.name}
+    assert {("ft", "direct-m4"), ("ft", "direct-m16"), ("ft-flops", "direct-m16"), ("codeplan", "n4"), ("codeplan", "n16")} <= decodings
+    assert all(reproduce.MATCHED[d] in {x for a, x in decodings if a == "ft"} for _, d in decodings)   # every row has its baseline
+    curves = {(t.arm, t.decoding) for t in tasks if "@" in t.name}
+    assert curves == (set() if not args.curve_every else {("ft", "direct"), ("codeplan", "direct"), ("codeplan", "n4")})
 
 
 def test_modes_and_their_arms():
-    quick, gpu, full = (reproduce.parse_args(m) for m in (["--quick"], ["--gpu"], []))
-    assert quick.arms == gpu.arms == ["ft", "codeplan-paper", "codeplan"]
-    assert set(full.arms) >= {"ft", "codeplan-paper", "codeplan", "lambda0.25", "lambda0.75", "corrupted"}
-    assert quick.problems == 30 and full.problems == 0 and quick.seeds == gpu.seeds == 3
+    cpu, quick, gpu, full = (reproduce.parse_args(m) for m in (["--cpu"], ["--quick"], ["--gpu"], []))
+    assert cpu.arms == quick.arms == gpu.arms == ["ft", "ft-flops", "codeplan-paper", "codeplan"]
+    assert set(full.arms) >= {"ft", "ft-flops", "codeplan-paper", "codeplan", "lambda0.25", "lambda0.75", "corrupted"}
+    assert (cpu.seeds, quick.seeds, cpu.problems, quick.problems, full.problems) == (3, 1, 210, 90, 0)
+    assert len(cpu.lr_factors) == 3 and quick.lr_factors == [1.0] and cpu.base_lr == train.PRESET_LR["tiny"]
+    assert gpu.base_lr == train.PRESET_LR["small"] and reproduce.parse_args(["--train-args", "--preset base"]).base_lr == train.PRESET_LR["base"]
     paper = reproduce.ARMS["codeplan-paper"].flags
     assert paper[paper.index("--plan-in-code") + 1] == "0"
     assert reproduce.parse_args(["--quick", "--decodings", "direct,n16"]).decodings["codeplan"] == ["direct", "n16"]
     for bad in (["--quick", "--gpu"], ["--arms", "nope"], ["--train-args", "--tokenizer x"], ["--sample-args", "--limit 3"],
-                ["--data", "mbpp"], ["--seeds", "0"]):
+                ["--data", "mbpp"], ["--seeds", "0"], ["--train-args", "--lr 1e-3"], ["--arms", "ft-flops,codeplan"],
+                ["--lr-factors", "1,x"], ["--lr-factors", "1,1"], ["--flops-ratio", "0.5"]):
         with pytest.raises(SystemExit):
             reproduce.parse_args(bad)
 
 
 def test_dry_run_prints_every_command_and_runs_nothing(tmp_path, capsys):
-    reproduce.main(["--quick", "--dry-run", "--out", str(tmp_path)])
+    reproduce.main(["--cpu", "--dry-run", "--out", str(tmp_path)])
     printed = capsys.readouterr()
     commands = printed.out.splitlines()
-    assert len(commands) == 57 and sum(c.startswith("python train.py ") for c in commands) == 9
+    # the grid (3 arms x 3 rates, each trained and scored on valid) and the final runs, the grid's seed-0 runs once
+    assert len(commands) == 78 and sum(c.startswith("python train.py ") for c in commands) == 9 + 12 - 3
     assert all(c.startswith(("python train.py ", "python sample.py ")) for c in commands)
-    assert "57 runs, 57 not finished; expected ?" in printed.err
-    assert not (tmp_path / "quick").exists()
+    assert re.search(r"78 runs \(18 of them the learning-rate grid on valid\), 78 not finished; expected \d\.\d h", printed.err)
+    assert not (tmp_path / "cpu").exists()
 
 
 def test_scored_problems_take_the_first_of_each_tier():
@@ -281,8 +329,10 @@ def test_scheduler_runs_after_dependencies_and_skips_what_a_failure_blocks(tmp_p
     b = script_task(tmp_path, "a/b", FINISH_SAMPLE.format(f=str(tmp_path / "a" / "b")), after="a", decoding="direct")
     c = script_task(tmp_path, "c", "import sys; print('boom'); sys.exit(3)")
     d = script_task(tmp_path, "c/d", FINISH_SAMPLE.format(f=str(tmp_path / "c" / "d")), after="c", decoding="direct")
+    finished = []
     with pytest.raises(reproduce.ReproduceError) as e:
-        reproduce.run_all([a, b, c, d], tmp_path, jobs=2)
+        reproduce.run_all([a, b, c, d], tmp_path, jobs=2, finished=lambda task: finished.append(task.name))
+    assert sorted(finished) == ["a", "a/b"]   # main saves the outcomes after each run that succeeds
     assert "c: python" in str(e.value) and "exited with 3" in str(e.value) and "boom" in str(e.value)
     assert "skipped, as they need c: c/d" in str(e.value)
     assert a.finished() and b.finished() and not d.finished()
@@ -397,59 +447,83 @@ def tiered_spec(tmp_path_factory) -> str:
     return f"synthetic:{path}"
 
 
-def test_main_end_to_end_and_report_only_rebuilds_the_same_tables(tiered_spec, tmp_path, monkeypatch, capsys):
+def test_main_end_to_end_chooses_on_valid_before_reading_test_and_report_only_rebuilds_the_same_tables(
+        tiered_spec, tmp_path, monkeypatch, capsys):
     wrapper = tmp_path / "micro.py"
     wrapper.write_text(WRAPPER.format(root=str(ROOT), micro=MICRO))
     monkeypatch.setattr(reproduce, "PYTHON", [sys.executable, str(wrapper)])
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    argv = ["--quick", "--seeds", "1", "--steps", "2", "--problems", "3", "--curve-every", "1", "--arms", "ft,codeplan",
-            "--decodings", "direct,n4,ref-plans,corrupted-plans", "--data", tiered_spec, "--vocab-size", "400",
-            "--bootstrap", "200", "--jobs", "2", "--out", str(tmp_path / "results"),
+    root = tmp_path / "results" / "full"
+    load_problems = reproduce.data.load_problems
+
+    def test_split_only_after_selection(spec, split=None):
+        if split == "test" and not (root / "selection.json").exists():
+            raise AssertionError("the test split was read before the learning rates were fixed")
+        return load_problems(spec, split)
+
+    monkeypatch.setattr(reproduce.data, "load_problems", test_split_only_after_selection)
+    argv = ["--seeds", "1", "--steps", "2", "--problems", "3", "--valid-problems", "3", "--lr-factors", "0.5,1",
+            "--curve-every", "1", "--arms", "ft,codeplan", "--decodings", "direct,direct-m4,greedy-plan,n4,ref-plans,corrupted-plans",
+            "--data", tiered_spec, "--vocab-size", "400", "--bootstrap", "200", "--jobs", "2", "--out", str(tmp_path / "results"),
             "--train-args", "--max-source-len 128 --max-target-len 32 --eval-examples 4 --warmup 1 --device cpu",
             "--sample-args", "--max-new-tokens 12 --device cpu"]
     reproduce.main(argv)
     printed = capsys.readouterr().out
-    root = tmp_path / "results" / "quick"
     text = (root / "results.md").read_text()
     assert printed.strip() == text.strip()
+    # the grid was scored on valid and fixed before any test run; the test problems were written after it
+    selection = json.loads((root / "selection.json").read_text())
+    assert selection["grid"] == [0.00035, 0.0007] and set(selection["scores"]) == set(selection["chosen"]) == {"ft", "codeplan"}
+    assert all(set(by_lr) == {"0.00035", "0.0007"} for by_lr in selection["scores"].values())
+    assert selection["decoding"] == {"ft": "direct", "codeplan": "greedy-plan"}
+    assert (root / "selection.md").exists() and "learning rate" in text.lower()
+    inputs = reproduce.Inputs(root, 3, 400, 0.5, 3)
+    assert inputs.test_problems.stat().st_mtime >= (root / "selection.json").stat().st_mtime
+    valid_runs = sorted(root.glob("runs/*/valid-*"))
+    assert len(valid_runs) == 4 and max(f.stat().st_mtime for v in valid_runs for f in v.iterdir()) <= inputs.test_problems.stat().st_mtime
     tables = [l for l in text.splitlines() if l.startswith("|")]
     sections = {part.split("\n", 1)[0]: part for part in text.split("\n## ")[1:]}
-    assert list(sections) == ["pass@1 against fine-tuning's direct code (RQ1-RQ3)", "By test tier and difficulty (RQ4)",
+    assert list(sections) == ["pass@1 against the matched fine-tuning decoding (RQ1-RQ3)", "By test tier, statement style and difficulty (RQ4)",
                               "What each arm spent", "Learning curves: pass@1 (%) against training steps"], text
-    cells = table_cells(sections["pass@1 against fine-tuning's direct code (RQ1-RQ3)"])
+    cells = table_cells(sections["pass@1 against the matched fine-tuning decoding (RQ1-RQ3)"])
     ft, cp = reproduce.arm_label("ft"), reproduce.arm_label("codeplan")
-    assert list(cells) == [(ft, "direct code"), (cp, "direct code"), (cp, "plan sampling N=4"),
-                             (cp, "given reference plans (upper bound)"), (cp, "given corrupted reference plans")]
-    assert cells[(ft, "direct code")][0] == "1" and cells[(ft, "direct code")][1:4:2] == ["1", "baseline"]
-    assert "seen-chain (1)" in sections["By test tier and difficulty (RQ4)"]
-    assert "held-pair (1)" in sections["By test tier and difficulty (RQ4)"]
+    assert list(cells) == [(ft, "direct code"), (ft, "direct code, 4 samples ranked by public tests"), (cp, "direct code"),
+                           (cp, "greedy plan"), (cp, "plan sampling N=4"), (cp, "given reference plans (upper bound)"),
+                           (cp, "given corrupted reference plans")]
+    assert cells[(ft, "direct code")][:5] == ["1", "1", cells[(ft, "direct code")][2], "direct code", "baseline"]
+    assert cells[(cp, "plan sampling N=4")][3] == "direct code, 4 samples ranked by public tests"
+    assert cells[(cp, "plan sampling N=4")][6] and not cells[(cp, "given reference plans (upper bound)")][6]   # right plans: sampled only
+    assert "seen-chain (1)" in sections["By test tier, statement style and difficulty (RQ4)"]
+    assert "held-pair (1)" in sections["By test tier, statement style and difficulty (RQ4)"]
     curves = table_cells(sections["Learning curves: pass@1 (%) against training steps"])
-    assert list(curves) == [(ft, "direct code"), (cp, "direct code")] and all(len(v) == 2 and v[0] and v[1] for v in curves.values())
+    assert list(curves) == [(ft, "direct code"), (cp, "direct code"), (cp, "plan sampling N=4"),
+                            (cp, "plan sampling N=4: problems with a right plan")]
+    assert all(len(v) == 2 and v[0] and v[1] for v in curves.values())
     results = json.loads((root / "outcomes.json").read_text())
     assert {(r["arm"], r["decoding"], r["step"]) for r in results["runs"]} == {
-        ("ft", "direct", 2), ("ft", "direct", 1), ("codeplan", "direct", 2), ("codeplan", "direct", 1),
-        ("codeplan", "n4", 2), ("codeplan", "ref-plans", 2), ("codeplan", "corrupted-plans", 2)}
+        ("ft", "direct", 2), ("ft", "direct", 1), ("ft", "direct-m4", 2), ("codeplan", "direct", 2), ("codeplan", "direct", 1),
+        ("codeplan", "n4", 1),
+        ("codeplan", "greedy-plan", 2), ("codeplan", "n4", 2), ("codeplan", "ref-plans", 2), ("codeplan", "corrupted-plans", 2)}
     assert all(set(r["outcomes"]) == set(results["problems"]) and len(r["outcomes"]) == 3 for r in results["runs"])
-    # one tokenizer for both arms, and the step checkpoints the curves were scored from
+    assert all((set(r["plans"]) == set(results["problems"])) == (r["decoding"] in ("greedy-plan", "n4")) for r in results["runs"])
+    assert set(results["training"]) == {"ft", "codeplan"}   # what the cost table needs once runs/ is gone
+    # one tokenizer for both arms, the chosen rates, and the step checkpoints the curves were scored from
     tokenizer = (root / "inputs" / "tokenizer-400.model").read_bytes()
     for arm in ("ft", "codeplan"):
-        run = root / "runs" / f"{arm}-seed0"
+        run = root / "runs" / f"{arm}-lr{selection['chosen'][arm]:g}-seed0"
         assert (run / "tokenizer.model").read_bytes() == tokenizer and (run / "step-1.pt").exists()
+        assert json.loads((run / "config.json").read_text())["lr"] == selection["chosen"][arm]
         summary = json.loads((run / "summary.json").read_text())
         row = table_cells(sections["What each arm spent"])[(reproduce.arm_label(arm), "1")]
-        for (key, _, _), cell in zip(reproduce.SUMMARY_KEYS, row):
-            assert (cell == "n/a") == (key not in summary)
-    # --report-only rebuilds the same tables, from the run folders and, without them, from outcomes.json;
-    # it runs nothing, so it keeps the recorded wall time, command and machine, and an earlier plot
-    made = reproduce.recorded_lines(root / "results.md")
-    assert list(made) == list(reproduce.RECORDED)
-    (root / "learning_curves.png").write_bytes(b"\x89PNG")
-    wall_s = json.loads((root / "results.json").read_text())["wall_s"]
+        assert row[0] == f"{selection['chosen'][arm]:g}" and row[2:4] == [
+            str(summary["code_examples_seen"] - summary["code_with_plan_seen"]), str(summary["code_with_plan_seen"])]
+    # a rerun runs nothing: every run is finished, the choice is read back
+    before = json.loads((root / "timings.json").read_text())
+    reproduce.main(argv)
+    assert json.loads((root / "timings.json").read_text()) == before
+    # --report-only rebuilds the same tables, from the run folders and, without them, from outcomes.json
     reproduce.main(argv + ["--report-only"])
     assert [l for l in (root / "results.md").read_text().splitlines() if l.startswith("|")] == tables
-    assert reproduce.recorded_lines(root / "results.md") == made
-    assert "![learning curves](learning_curves.png)" in (root / "results.md").read_text()
-    assert json.loads((root / "results.json").read_text())["wall_s"] == wall_s
     for run in (root / "runs").iterdir():
         for f in run.rglob("samples_results.jsonl"):
             f.unlink()
