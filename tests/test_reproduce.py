@@ -308,7 +308,7 @@ def test_scored_problems_take_the_first_of_each_tier():
     assert len(reproduce.scored_problems(problems, 0)) == 30
     untiered = [Problem(id=str(i), question="q") for i in range(5)]
     assert [p.id for p in reproduce.scored_problems(untiered, 2)] == ["0", "1"]
-    with pytest.raises(reproduce.ReproduceError, match="each test tier"):
+    with pytest.raises(reproduce.ReproduceError, match="each tier"):
         reproduce.scored_problems(problems, 2)
 
 
