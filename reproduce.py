@@ -673,6 +673,7 @@ class Record:
     folder: str
     outcomes: dict[str, list[int]] = field(default_factory=dict)   # task id -> [n, c, top passed]
     plans: dict[str, list[int]] = field(default_factory=dict)      # task id -> [distinct plans, right ones]
+    final: bool = True   # from the run's last checkpoint (else a learning-curve checkpoint)
 
     @property
     def candidates(self) -> int:
@@ -713,7 +714,7 @@ def collect(tasks: list[Task], saved: dict[str, dict], references: dict[str, str
         if task.finished():
             plans = read_plan_outcomes(task.folder / "samples.jsonl", references) if task.decoding in SAMPLED_PLANS else {}
             records.append(Record(task.arm, task.seed, task.decoding, task.step, rel(task.folder),
-                                  read_outcomes(task.folder / "samples_results.jsonl"), plans))
+                                  read_outcomes(task.folder / "samples_results.jsonl"), plans, final="@" not in task.name))
         elif rel(task.folder) in saved:
             records.append(Record(**saved[rel(task.folder)]))
     return records
@@ -758,13 +759,9 @@ def paired_bootstrap(diff: np.ndarray, draws: int, seed: int = 0) -> tuple[float
     return float(diff.mean()), float(low), float(high)
 
 
-def final_step(records: list[Record], arm: str) -> int:
-    """The step of the arm's last checkpoint (ft-flops trains longer than the others)."""
-    return max(r.step for r in records if r.arm == arm)
-
-
 def final(records: list[Record], arm: str, decoding: str) -> list[Record]:
-    return [r for r in records if (r.arm, r.decoding) == (arm, decoding) and r.step == final_step(records, arm)]
+    """The runs of the arm's last checkpoint (ft-flops trains longer than the others), one per seed."""
+    return [r for r in records if (r.arm, r.decoding) == (arm, decoding) and r.final]
 
 
 def difference(records: list[Record], other: tuple[str, str], base: tuple[str, str], ids: set[str],
@@ -808,7 +805,7 @@ def versus(records: list[Record], arm: str, decoding: str, baseline: str, ids: s
 
 
 def rows_of(records: list[Record]) -> list[tuple[str, str]]:
-    return sorted({(r.arm, r.decoding) for r in records if r.step == final_step(records, r.arm)},
+    return sorted({(r.arm, r.decoding) for r in records if r.final},
                   key=lambda ad: (list(ARMS).index(ad[0]), list(DECODINGS).index(ad[1])))
 
 

@@ -119,6 +119,11 @@ def test_outcomes_filtered_and_raw_pass_per_group(tmp_path):
     groups = reproduce.groups_of(meta)
     assert list(groups) == ["all", "seen-chain", "held-pair", "introductory", "competition", "odd"]
     assert groups["seen-chain"] == {"b", "d"} and groups["introductory"] == {"b", "c"}
+    # a copy of the top program that failed when run again (a timeout) does not make the top candidate fail
+    rows = [{"task_id": "e", "rank": 0, "passed": True}, {"task_id": "e", "rank": 0, "passed": False},
+            {"task_id": "e", "rank": 1, "passed": False}]
+    (tmp_path / "samples_results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert reproduce.read_outcomes(tmp_path / "samples_results.jsonl") == {"e": [3, 1, 1]}
 
 
 def test_paired_bootstrap_interval():
@@ -171,8 +176,9 @@ def test_each_row_is_compared_with_the_matched_fine_tuning_decoding():
     records = records_for({("ft", "direct"): none, ("ft", "direct-m16"): half,        # ranking 16 samples lifts fine-tuning
                            ("ft-flops", "direct"): none, ("ft-flops", "direct-m16"): none,
                            ("codeplan", "direct"): none, ("codeplan", "greedy-plan"): half, ("codeplan", "n16"): half})
-    for r in records:   # fine-tuning at equal FLOPs trains longer: its last step is its own
+    for r in records:   # fine-tuning at equal FLOPs trains longer; a learning-curve checkpoint is no row
         r.step = 27 if r.arm == "ft-flops" else r.step
+    records.append(reproduce.Record("codeplan", 0, "n16", 5, "curve", {f"p{i}": [1, 0, 0] for i in range(80)}, final=False))
     cells = table_cells(reproduce.main_table(records, meta, 500))
     ft, flops, cp = (reproduce.arm_label(a) for a in ("ft", "ft-flops", "codeplan"))
     name = {d: reproduce.DECODINGS[d][0] for d in reproduce.DECODINGS}
@@ -299,6 +305,36 @@ def test_dry_run_prints_every_command_and_runs_nothing(tmp_path, capsys):
     assert all(c.startswith(("python train.py ", "python sample.py ")) for c in commands)
     assert re.search(r"78 runs \(18 of them the learning-rate grid on valid\), 78 not finished; expected \d\.\d h", printed.err)
     assert not (tmp_path / "cpu").exists()
+
+
+def test_learning_rates_are_chosen_by_valid_scores_and_then_fixed(tmp_path):
+    args = reproduce.parse_args(["--cpu", "--arms", "ft,ft-flops,codeplan", "--out", str(tmp_path)])
+    root = tmp_path / "cpu"
+    grid = reproduce.selection_tasks(args, root)
+    low, base, high = reproduce.learning_rates(args)
+    # valid top-passed per problem: ft is best at the high rate; codeplan ties between low and base
+    passed = {("ft", low): [0, 0, 1], ("ft", base): [0, 1, 0], ("ft", high): [1, 1, 0],
+              ("codeplan", low): [1, 0, 0], ("codeplan", base): [0, 0, 1], ("codeplan", high): [0, 0, 0]}
+    for t in grid:
+        if t.decoding:
+            write_results(t.folder, {f"v{i}": [bool(x)] for i, x in enumerate(passed[(t.arm, t.lr)])})
+    assert {(t.arm, t.decoding) for t in grid if t.decoding} == {("ft", "direct"), ("codeplan", "greedy-plan")}
+    selection = reproduce.select_on_valid(args, root, grid)
+    assert selection.lrs == {"ft": high, "codeplan": base, "ft-flops": high}   # a tie goes to train.py's rate
+    saved = json.loads((root / "selection.json").read_text())
+    assert saved["scores"]["ft"] == {f"{low:g}": pytest.approx(1 / 3), f"{base:g}": pytest.approx(1 / 3), f"{high:g}": pytest.approx(2 / 3)}
+    assert f"| ft | direct code | 33.3 | 33.3 | 66.7 | {high:g} |" in (root / "selection.md").read_text()
+    # fixed: later valid outcomes change nothing, and other settings are refused
+    for t in grid:
+        if t.decoding:
+            write_results(t.folder, {"v0": [True]})
+    assert reproduce.select_on_valid(args, root, grid) == selection
+    with pytest.raises(reproduce.ReproduceError, match="grid"):
+        reproduce.select_on_valid(reproduce.parse_args(["--cpu", "--arms", "ft,ft-flops,codeplan", "--lr-factors", "1,3"]), root, [])
+    # without a grid nothing is chosen: every arm trains at train.py's rate
+    quick = reproduce.parse_args(["--quick", "--out", str(tmp_path)])
+    assert reproduce.selection_tasks(quick, tmp_path / "quick") == []
+    assert set(reproduce.select_on_valid(quick, tmp_path / "quick", []).lrs.values()) == {quick.base_lr}
 
 
 def test_scored_problems_take_the_first_of_each_tier():
