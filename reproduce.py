@@ -1060,17 +1060,18 @@ def interrupt(signum, frame) -> None:
     raise KeyboardInterrupt  # a kill (SIGTERM) stops the current runs as cleanly as Ctrl-C
 
 
-def dry_run(args, root: Path, grid: list[Task]) -> None:
-    """Every command and the expected time. The final runs' learning rates are known once the grid is
-    scored; before that they are listed at train.py's rate, for their count and cost."""
-    chosen = (root / "selection.json").exists() or not grid
-    selection = select_on_valid(args, root, []) if chosen else Selection({arm: args.base_lr for arm in args.arms})
+def every_run(args, root: Path, grid: list[Task]) -> list[Task]:
+    """The grid and the final runs, each once, and the expected time of those not finished (logged). The
+    final runs' learning rates are known once the grid is scored; before that they are planned at
+    train.py's rate, for their count and cost."""
+    fixed = (root / "selection.json").exists()
+    selection = select_on_valid(args, root, []) if fixed else Selection({arm: args.base_lr for arm in args.arms})
     tasks = grid + [t for t in plan_tasks(args, root, selection) if t.name not in {g.name for g in grid}]
-    print("\n".join(f"python {' '.join(t.argv)}" for t in tasks))
     left = [t for t in tasks if not t.finished()]
     log(f"{len(tasks)} runs ({len(grid)} of them the learning-rate grid on valid), {len(left)} not finished; expected "
         f"{format_seconds(eta(left, read_json(root / 'timings.json'), args.jobs))} with {args.jobs} at a time"
-        + ("" if chosen else "; the final runs' learning rates are chosen once the grid is scored"))
+        + ("" if fixed or not grid else "; the final runs' learning rates are chosen once the grid is scored"))
+    return tasks
 
 
 def main(argv=None) -> None:
@@ -1081,7 +1082,7 @@ def main(argv=None) -> None:
     try:
         inputs, grid = Inputs.of(args, root), selection_tasks(args, root)
         if args.dry_run:
-            dry_run(args, root, grid)
+            print("\n".join(f"python {' '.join(t.argv)}" for t in every_run(args, root, grid)))
             return
         if args.report_only:
             if grid and not (root / "selection.json").exists():
@@ -1094,6 +1095,7 @@ def main(argv=None) -> None:
                     raise ReproduceError("--gpu: no CUDA device; use --cpu or --quick on a CPU")
             config = {**vars(args), **provenance(), "train_defaults": asdict(train.TrainConfig())}
             write_atomic(root / "config.json", json.dumps({**config, "grid": [t.argv for t in grid]}, indent=1) + "\n")
+            every_run(args, root, grid)   # logs the expected time of the whole mode before anything runs
             prepare_training_inputs(args, inputs)
             run_all(grid, root, args.jobs)
             selection = select_on_valid(args, root, grid)   # fixed from here on: only now is the test split read

@@ -305,6 +305,9 @@ def test_dry_run_prints_every_command_and_runs_nothing(tmp_path, capsys):
     assert all(c.startswith(("python train.py ", "python sample.py ")) for c in commands)
     assert re.search(r"78 runs \(18 of them the learning-rate grid on valid\), 78 not finished; expected \d\.\d h", printed.err)
     assert not (tmp_path / "cpu").exists()
+    reproduce.main(["--quick", "--dry-run", "--out", str(tmp_path)])
+    assert re.search(r"18 runs \(0 of them the learning-rate grid on valid\), 18 not finished; expected \d+\.\d min with 1 at a time\n",
+                     capsys.readouterr().err) and not (tmp_path / "quick").exists()
 
 
 def test_learning_rates_are_chosen_by_valid_scores_and_then_fixed(tmp_path):
