@@ -48,6 +48,12 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return text
 
 
+def interrupted(message: str) -> NoReturn:
+    """Report Ctrl-C (or SIGTERM) on one line, saying what was kept, and exit 130."""
+    print(message, file=sys.stderr)
+    sys.exit(INTERRUPTED)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse whose errors are one line (no usage block) and whose --help shows the defaults."""
 

@@ -1106,11 +1106,9 @@ def main(argv=None) -> None:
             run_all(tasks, root, args.jobs, finished=lambda task: save_outcomes(args, root, tasks))
         print(write_report(args, root, tasks, time.time() - started))
     except (ReproduceError, DataError, teacher.TeacherError) as e:
-        print(f"reproduce.py: {e}", file=sys.stderr)
-        sys.exit(2)
+        cli.fail(f"reproduce.py: {e}")
     except KeyboardInterrupt:
-        print("reproduce.py: interrupted; rerun the same command to continue", file=sys.stderr)
-        sys.exit(130)
+        cli.interrupted("reproduce.py: interrupted; rerun the same command to continue")
     log(f"wrote {root}/results.md, results.json and outcomes.json")
 
 

@@ -560,6 +560,14 @@ def write_generated(out: Path, journal_path: Path, samples_name: str) -> None:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    try:
+        run(args)
+    except KeyboardInterrupt:
+        cli.interrupted("sample.py: interrupted; the journal keeps every problem finished so far: rerun the same "
+                        "command to continue")
+
+
+def run(args) -> None:
     if args.merge:
         print(report([Path(d) for d in args.merge], args))
         return

@@ -685,6 +685,9 @@ def main(argv: list[str] | None = None) -> None:
         run(parse_args(argv))
     except (TeacherError, AuthError, DataError) as e:
         cli.fail(f"teacher: error: {e}")
+    except KeyboardInterrupt:
+        cli.interrupted("teacher: interrupted; the plans file keeps every answer received so far: rerun the same "
+                        "command to ask only for the rest")
 
 
 if __name__ == "__main__":

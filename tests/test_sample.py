@@ -402,6 +402,28 @@ def test_kill_9_mid_run_then_rerun_loses_nothing_and_repeats_nothing(checkpoint,
     assert verdict_rows(out) == verdict_rows(whole)
 
 
+def test_ctrl_c_mid_run_exits_130_with_one_line_and_keeps_the_journal(checkpoint, tmp_path):
+    out, flag = tmp_path / "stopped", tmp_path / "paused"
+    argv = ["--checkpoint", str(checkpoint), "--out", str(out), "--max-new-tokens", "24", "--workers", "2", *SAMPLED]
+    child = subprocess.Popen([sys.executable, "-c", CHILD.format(root=str(ROOT), flag=str(flag)), *argv], cwd=ROOT,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 600        # generous: the machine may be busy
+        while not flag.exists() and child.poll() is None and time.time() < deadline:
+            time.sleep(0.1)
+        assert flag.exists(), child.stderr.read()[-2000:] if child.poll() is not None else "timed out"
+        os.killpg(child.pid, signal.SIGINT)     # what a terminal's Ctrl-C does: the whole process group
+        err = child.communicate(timeout=120)[1]
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait(timeout=60)
+    assert child.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("sample.py: interrupted; the journal keeps")
+    assert len(journal_problems(out / "journal.jsonl")) == 3 and not (out / "report.md").exists()
+
+
 # ----------------------------------------------------------------------------- ranking and scoring, with known answers
 
 def oracle(problems: list[Problem]):
