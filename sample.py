@@ -141,10 +141,12 @@ def parse_ks(text: str, samples: int) -> list[int]:
 # ----------------------------------------------------------------------------- the checkpoint
 
 def finished_run_checkpoint(runs: Path) -> Path:
-    """best.pt of the run whose training finished last (summary.json written, not interrupted)."""
+    """best.pt of the run whose training finished last (summary.json written, training not interrupted;
+    a Ctrl-C in the final pass@1 after training leaves a finished run)."""
     finished = []
     for summary in runs.glob("*/summary.json"):
-        if (summary.parent / "best.pt").exists() and not json.loads(summary.read_text()).get("interrupted"):
+        record = json.loads(summary.read_text())
+        if (summary.parent / "best.pt").exists() and (record.get("training_finished") or not record.get("interrupted")):
             finished.append((summary.stat().st_mtime, summary.parent / "best.pt"))
     if not finished:
         cli.fail(f"sample.py: no finished run with a best.pt under {runs}/; train one first "

@@ -252,13 +252,14 @@ def test_bad_k_is_a_clear_error_before_sampling(checkpoint, tmp_path, capsys, k,
 def test_checkpoint_choice_is_the_most_recently_finished_runs_best(tmp_path, capsys):
     runs = tmp_path / "runs"
 
-    def fake_run(name, mtime, interrupted=False, best=True):
+    def fake_run(name, mtime, interrupted=False, best=True, trained=False):
         folder = runs / name
         folder.mkdir(parents=True)
         if best:
             (folder / "best.pt").write_bytes(b"x")
         (folder / "last.pt").write_bytes(b"x")
-        (folder / "summary.json").write_text(json.dumps({"interrupted": True} if interrupted else {}))
+        summary = {"interrupted": True, "training_finished": trained} if interrupted else {}
+        (folder / "summary.json").write_text(json.dumps(summary))
         os.utime(folder / "summary.json", (mtime, mtime))
     with pytest.raises(SystemExit) as e:
         sample.finished_run_checkpoint(runs)
@@ -280,6 +281,8 @@ def test_checkpoint_choice_is_the_most_recently_finished_runs_best(tmp_path, cap
     for bad in ("2/2", "1", "a/b", "-1/2"):
         with pytest.raises(SystemExit):
             sample.parse_args(["--shard", bad])
+    fake_run("trained", 2500, interrupted=True, trained=True)   # stopped in the final pass@1, after training
+    assert sample.finished_run_checkpoint(runs) == runs / "trained" / "best.pt"
 
 
 # ----------------------------------------------------------------------------- shards, merge, generate-only, kill -9
