@@ -42,7 +42,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        shown = action.default not in (None, False, argparse.SUPPRESS) and action.option_strings
+        shown = action.default not in (None, False, "", argparse.SUPPRESS) and action.option_strings
         if shown and "default" not in text:
             text += " (default: %(default)s)"
         return text

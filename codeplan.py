@@ -22,9 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-import teacher
 from batching import truncate
-from problems import Problem
+from problems import Problem, choose_solutions
 
 # ----------------------------------------------------------------------------- task formats
 # The encoder sees the task marker first, so one trunk can serve both tasks. The code task is
@@ -112,7 +111,7 @@ def make_examples(problems: list[Problem], plans: dict[str, list[str]], solution
     particular solution (reference plans, forward mode, plain strings) goes with every solution."""
     examples = []
     for p in problems:
-        chosen = teacher.choose_solutions(p, 1) if solutions == "shortest" else list(enumerate(p.solutions))
+        chosen = choose_solutions(p, 1) if solutions == "shortest" else list(enumerate(p.solutions))
         for index, solution in chosen:
             own = [pl for pl in plans.get(p.id, []) if getattr(pl, "solution_index", None) in (None, index)]
             examples.append(Example(p, solution, own))

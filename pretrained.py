@@ -26,7 +26,7 @@ from pathlib import Path
 
 import model as model_lib
 from problems import DataError
-from tokenizer import TASK_MARKERS, Tokenizer
+from tokenizer import TASK_MARKERS
 
 TOKENIZER_FILES = ("spiece.model", "tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json",
                    "special_tokens_map.json", "added_tokens.json")
@@ -314,12 +314,9 @@ def load_bpe(folder: Path, config: dict) -> ByteLevelBPETokenizer:
     return ByteLevelBPETokenizer(vocab, merges, added, strip, special, pad, eos, add_prefix_space, ignore_merges, str(path))
 
 
-def load_tokenizer(path: str | Path) -> Tokenizer | FolderTokenizer:
-    """A tokenizer folder (sentencepiece or byte-level BPE) with the task markers appended, or a
-    sentencepiece model file trained by train.py."""
+def load_folder_tokenizer(path: str | Path) -> FolderTokenizer:
+    """A tokenizer folder (sentencepiece or byte-level BPE) with the task markers appended."""
     path = Path(path)
-    if not path.is_dir():
-        return Tokenizer.load(str(path))
     config = {}
     for name in ("special_tokens_map.json", "tokenizer_config.json"):   # the second one wins, as in transformers
         if (path / name).exists():
@@ -343,13 +340,6 @@ def copy_tokenizer(folder: str | Path, dest: Path) -> None:
     for name in TOKENIZER_FILES:
         if (Path(folder) / name).exists():
             shutil.copyfile(Path(folder) / name, dest / name)
-
-
-def tokenizer_snapshot(path: Path) -> bytes | dict[str, bytes]:
-    """The bytes a checkpoint keeps of its tokenizer: the file, or every file of a tokenizer folder."""
-    if path.is_dir():
-        return {f.name: f.read_bytes() for f in sorted(path.iterdir()) if f.is_file()}
-    return path.read_bytes()
 
 
 # ----------------------------------------------------------------------------- the model
@@ -379,7 +369,7 @@ def check_folder(folder: str | Path) -> None:
         kind = "safetensors" if weights[0].suffix == ".safetensors" else "torch.save"
         raise DataError(f"{where}: {weights[0].name}: not a complete {kind} file (torn or foreign)")
     try:
-        load_tokenizer(folder)
+        load_folder_tokenizer(folder)
     except TokenizerError as e:
         raise DataError(f"{where}: {e}") from None
 

@@ -63,6 +63,20 @@ class Problem:
         d["hidden_tests"] = [Test(**t) for t in d.get("hidden_tests", [])]
         return Problem(**d)
 
+
+def choose_solutions(problem: Problem, k: int) -> list[tuple[int, str]]:
+    """Up to k distinct non-empty solutions, shortest first (the authors use the shortest): what
+    teacher.py asks plans for and what training pairs with them."""
+    seen: set[str] = set()
+    distinct = []
+    for index, code in enumerate(problem.solutions):
+        key = code.strip()
+        if key and key not in seen:
+            seen.add(key)
+            distinct.append((index, code))
+    return sorted(distinct, key=lambda pair: (len(pair[1].strip()), pair[0]))[:k]
+
+
 # ----------------------------------------------------------------------------- reading
 
 

@@ -49,10 +49,12 @@ import codeplan
 import data
 import judge
 import model as model_lib
-import pretrained
 import sandbox
+import score
 import teacher
+from journal import Journal
 from problems import DataError, Problem, provenance, write_atomic
+from tokenizer import load_tokenizer, run_tokenizer_path, tokenizer_snapshot
 
 DEFAULT_KS = (1, 2, 5, 10, 16, 100)
 
@@ -94,7 +96,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--timeout", type=cli.number(float, 0, low_open=True), default=4.0, help="seconds per test in the sandbox")
     p.add_argument("--allow-weak-isolation", action="store_true", help="run programs even where the sandbox lacks "
                    "isolation layers (no root and no unprivileged user namespaces); refused without this flag")
-    p.add_argument("--format", default="", choices=("",) + sandbox.WRITE_FORMATS, help="also write the samples for "
+    p.add_argument("--format", default="", choices=("",) + score.WRITE_FORMATS, help="also write the samples for "
                    "another harness: humaneval (task_id + completion), evalplus (task_id + solution) or bigcode "
                    "(generations.json, a list of programs per problem)")
     p.add_argument("--workers", type=cli.number(int, 0), default=0, help="sandbox workers; 0 = one per core on CUDA, half the cores on CPU")
@@ -175,10 +177,10 @@ def load_checkpoint(path: Path, device: torch.device):
         cli.fail(f"sample.py: {e}")
     model = model_lib.CodePlanModel(model_lib.ModelConfig(**state["model_config"]))
     model.load_state_dict(state["model"])
-    tok_path = path.parent / ("tokenizer" if state["config"].get("init") else "tokenizer.model")
-    if not tok_path.exists() or pretrained.tokenizer_snapshot(tok_path) != state["tokenizer"]:
+    tok_path = run_tokenizer_path(path.parent, pretrained=bool(state["config"].get("init")))
+    if not tok_path.exists() or tokenizer_snapshot(tok_path) != state["tokenizer"]:
         cli.fail(f"sample.py: {tok_path} is missing or differs from the tokenizer saved in {path}")
-    return model.to(device).eval(), pretrained.load_tokenizer(tok_path), state["config"]
+    return model.to(device).eval(), load_tokenizer(tok_path), state["config"]
 
 
 def file_digest(path: Path) -> str:
@@ -222,16 +224,15 @@ def mode_name(args) -> str:
 
 # ----------------------------------------------------------------------------- the journal
 # One JSON line per finished problem: {"task_id", "batch", "scored", "candidates": [Candidate fields]},
-# each one os.write on an O_APPEND descriptor and fsynced, as teacher.py's plans file. A kill leaves at
-# most a torn last line, which the next run repairs. {"invocation": ...} lines log each finished run.
+# appended through journal.Journal (crash-safe, a torn last line repaired by the next run).
+# {"invocation": ...} lines log each finished run.
 
 def journal_name(shard_index: int, shard_count: int) -> str:
     return "journal.jsonl" if shard_count == 1 else f"journal-{shard_index}of{shard_count}.jsonl"
 
 
-def open_journal(path: Path) -> teacher.AppendLog:
-    """The journal, appended to as teacher.py appends to a plans file (one fsynced write per record)."""
-    journal = teacher.AppendLog(str(path))
+def open_journal(path: Path) -> Journal:
+    journal = Journal(str(path))
     if journal.repair:
         print(f"sample.py: warning: {journal.repair}", file=sys.stderr)
     return journal
@@ -423,7 +424,7 @@ def gather(folders: list[Path], problems: list[Problem], workers: int, timeout: 
     if unscored:
         print(f"sample.py: running the candidates of {len(unscored)} problems that were generated only",
               file=sys.stderr)
-        journals: dict[Path, teacher.AppendLog] = {}
+        journals: dict[Path, Journal] = {}
         try:
             with sandbox.Pool(workers=workers, timeout=timeout, allow_weak_isolation=allow_weak) as pool:
                 running = [(p, *found[p.id], candidates_of(found[p.id][1])) for p in unscored]
@@ -499,12 +500,12 @@ def report(folders: list[Path], args) -> str:
                 samples.append({"task_id": p.id, "code": c.code, "plan": c.plan, "plan_id": c.plan_id, "rank": rank,
                                 "duplicate": c is not best, "logprob": c.logprob, "tokens": c.tokens,
                                 "public_pass_rate": c.public})
-                results.append(sandbox.result_row(p.id, c, rank=rank, plan_id=c.plan_id))
+                results.append(score.result_row(p.id, c, rank=rank, plan_id=c.plan_id))
     write_atomic(out / "samples.jsonl", "".join(json.dumps(row) + "\n" for row in samples))
     write_atomic(out / "samples_results.jsonl", "".join(json.dumps(row) + "\n" for row in results))
     if args.format:
         name = "generations.json" if args.format == "bigcode" else f"samples.{args.format}.jsonl"
-        sandbox.write_samples(samples, out / name, args.format, problems)
+        score.write_samples(samples, out / name, args.format, problems)
 
     header = [name for name in metrics["all"] if "@" in name]
     table = ["| group | problems | " + " | ".join(header) + " |", "|" + "---|" * (len(header) + 2)]

@@ -34,8 +34,9 @@ from pathlib import Path
 
 import cli
 import data
+from journal import Journal, json_line
 from llm_client import DEFAULT_BASE_URL, AuthError, ChatClient, RequestFailed, api_key_from_env
-from problems import DataError, Problem, write_atomic
+from problems import DataError, Problem, choose_solutions, write_atomic
 
 DEFAULT_MODEL = "gpt-3.5-turbo"   # the authors' teacher, at temperature 0.2
 TEACHER_MODES = ("backward", "code-only", "forward")
@@ -93,17 +94,6 @@ def build_messages(mode: str, question: str, code: str) -> list[dict]:
             {"role": "assistant", "content": EXAMPLE_PLAN},
             {"role": "user", "content": user_message(mode, question, code)}]
 
-
-def choose_solutions(problem: Problem, k: int) -> list[tuple[int, str]]:
-    """Up to k distinct non-empty solutions, shortest first (the authors use the shortest)."""
-    seen: set[str] = set()
-    distinct = []
-    for index, code in enumerate(problem.solutions):
-        key = code.strip()
-        if key and key not in seen:
-            seen.add(key)
-            distinct.append((index, code))
-    return sorted(distinct, key=lambda pair: (len(pair[1].strip()), pair[0]))[:k]
 
 # ----------------------------------------------------------------------------- answer -> numbered plan
 
@@ -250,36 +240,6 @@ class TeacherConfig:
 # ----------------------------------------------------------------------------- plans file
 
 
-def _json_line(record: dict) -> bytes:
-    return (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
-
-
-def repair_torn_tail(path: str) -> str | None:
-    """A crash mid-write can leave a last line without its newline. If that line is a whole
-    record, its newline is added; otherwise the partial line is cut off. Returns what was done."""
-    if not os.path.exists(path):
-        return None
-    with open(path, "rb+") as f:
-        content = f.read()
-        if not content or content.endswith(b"\n"):
-            return None
-        start = content.rfind(b"\n") + 1
-        tail = content[start:]
-        try:
-            whole = isinstance(json.loads(tail), dict)
-        except ValueError:
-            whole = False
-        if whole:
-            f.write(b"\n")
-            action = f"{path}: last line had no newline; completed it"
-        else:
-            f.truncate(start)
-            action = f"{path}: removed a torn last line ({len(tail)} bytes) left by an interrupted run"
-        f.flush()
-        os.fsync(f.fileno())
-    return action
-
-
 def read_records(path: str) -> list[dict]:
     """All records; a torn last line (no newline, not JSON) is skipped, any other bad line is an error."""
     with open(path, "rb") as f:
@@ -363,40 +323,8 @@ def read_plans(path: str, problems: list[Problem] | None = None) -> dict[str, li
     return plans
 
 
-class AppendLog:
-    """Append-only JSON lines; each record is one os.write on an O_APPEND descriptor, then fsync,
-    under a lock, so concurrent workers never interleave and a kill leaves at most one torn line,
-    which opening the file again repairs (`repair` says what was done). The plans file and
-    sample.py's journal are both one."""
-
-    def __init__(self, path: str):
-        self.path = path
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        created = not os.path.exists(path)
-        self.repair = repair_torn_tail(path)
-        self._lock = threading.Lock()
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        if created:  # the new directory entry must survive a power cut too, not just the records
-            directory = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
-
-    def append(self, record: dict) -> None:
-        line = _json_line(record)
-        with self._lock:
-            written = os.write(self._fd, line)
-            if written != len(line):  # never seen on regular files; a repaired tail is better than a lie
-                raise OSError(f"{self.path}: short write ({written} of {len(line)} bytes)")
-            os.fsync(self._fd)
-
-    def close(self) -> None:
-        os.close(self._fd)
-
-
-class PlansFile(AppendLog):
-    """The plans file: an AppendLog that also holds the records already in it."""
+class PlansFile(Journal):
+    """The plans file: a Journal that also holds the records already in it."""
 
     def __init__(self, path: str):
         super().__init__(path)
@@ -409,7 +337,7 @@ def write_reference_plans(problems: list[Problem], path: str, split: str | None 
     for problem in problems:
         if not problem.reference_plan.strip():
             raise TeacherError(f"problem {problem.id}: no reference_plan (only the synthetic benchmark has them)")
-        lines.append(_json_line({"task_id": problem.id, "split": split, "question_digest": question_digest(problem),
+        lines.append(json_line({"task_id": problem.id, "split": split, "question_digest": question_digest(problem),
                                  "plan": normalise_reference(problem.reference_plan),
                                  "mode": REFERENCE, "model": REFERENCE, "prompt_version": None,
                                  "solution_index": None, "status": "ok", "reason": "", "usage": {}}))

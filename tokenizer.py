@@ -1,7 +1,9 @@
 """The tokenizer: a sentencepiece BPE model trained on the run's own problems, solutions and plans.
 
-train.py trains one per run (or reuses --tokenizer); a pretrained model (train.py --init) brings
-its own, see pretrained.py. The task markers are fixed pieces, so each is always one token.
+train.py trains one per run (or reuses --tokenizer) and keeps it in the run folder as
+tokenizer.model; a pretrained model (train.py --init) brings its own, kept as the folder
+tokenizer/ and read by pretrained.py. `run_tokenizer_path` is that rule, `load_tokenizer` reads
+either. The task markers are fixed pieces, so each is always one token.
 """
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from typing import Iterable
 from problems import DataError, write_atomic
 
 TASK_MARKERS = ("<|code|>", "<|plan|>", "<|given_plan|>")
+
+
 SPACE_MARK = "\u2581"   # sentencepiece writes spaces as this character, so a literal one needs escaping
 
 
@@ -99,3 +103,26 @@ def split_long(text: str, limit: int) -> list[str]:
             current = ""
         current += line
     return chunks + [current] if current else chunks
+
+
+def run_tokenizer_path(run_dir: Path, pretrained: bool) -> Path:
+    """A run's tokenizer: tokenizer.model (trained on its corpus), or tokenizer/ (an --init folder's files)."""
+    return Path(run_dir) / ("tokenizer" if pretrained else "tokenizer.model")
+
+
+def load_tokenizer(path: str | Path):
+    """The sentencepiece model file train.py trains, or a pretrained tokenizer folder (pretrained.py)."""
+    path = Path(path)
+    if path.is_dir():
+        import pretrained   # imports the model; a sentencepiece run never needs it
+        return pretrained.load_folder_tokenizer(path)
+    return Tokenizer.load(str(path))
+
+
+def tokenizer_snapshot(path: Path) -> bytes | dict[str, bytes]:
+    """The bytes a checkpoint keeps of its tokenizer: the file, or every file of a tokenizer folder."""
+    path = Path(path)
+    if path.is_dir():
+        return {f.name: f.read_bytes() for f in sorted(path.iterdir()) if f.is_file()}
+    return path.read_bytes()
+

@@ -16,16 +16,16 @@ a row the run stops. Exit codes: 2 bad input, 3 stopped on non-finite steps, 130
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import math
+import os
 import random
 import signal
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,130 +41,137 @@ import model as model_lib
 import pretrained
 import teacher
 from ddp import close_distributed
-from flops import example_flops  # noqa: F401  (tests check train.example_flops, the count behind MFU)
+from cli import INTERRUPTED, NONFINITE, Parser, fail, number
 from problems import DataError, Problem, provenance, write_atomic
-from tokenizer import Tokenizer
+from tokenizer import Tokenizer, load_tokenizer, run_tokenizer_path, tokenizer_snapshot
 
 # Defaults that depend on where the run trains: the preset, and a budget that fits there.
-# cpu: measured on a 2-core VM (README): the main command trains and samples within 15 minutes.
-# cuda: reasoned, not swept. H100 runs of this loop with the small preset at batch 64 (bf16): lr 2e-3
-# went nan at step 100 (fp32: the loss rose after step 150), lr 5e-4 was stable with a valid code
-# loss of 0.21 at step 300. A batch of 64 is ~22k tokens at lambda 0.5; at the 80-90k tokens/s
-# train.py logged there, 2000 steps take about 9 minutes, ~10 with evaluation and saving.
+# cpu: the main command trains and samples within 15 minutes on a 2-core VM (results/LOG.md, 2026-12-05).
+# cuda: small at batch 64 (~22k tokens at lambda 0.5), bf16; lr 5e-4 was the stable one of those tried
+# on an H100 (results/LOG.md, H100 measurements); 2000 steps take about 10 minutes there.
 DEVICE_DEFAULTS = {
     "cpu": dict(preset="tiny", steps=400, batch_size=16, warmup=40),
     "cuda": dict(preset="small", steps=2000, batch_size=64, warmup=100),
 }
-# Peak learning rate by preset: tiny swept at the CPU budget (at 2e-3 and above the code head hardly
-# follows a given plan; 7e-4 followed it best of 5e-4 to 1.4e-3; README, "Do plans help"), small
-# measured on the H100 (above); the larger presets get lower rates, as wider T5 models need, not yet measured.
+# Peak learning rate by preset: tiny swept at the CPU budget (results/LOG.md, "Do plans help": 7e-4 of
+# 5e-4 to 1.4e-3), small measured on the H100 (above); base and large not measured: lower, as wider T5
+# models need.
 PRESET_LR = {"tiny": 7e-4, "small": 5e-4, "base": 3e-4, "large": 2e-4}
-# Fine-tuning pretrained weights (--init) takes far smaller steps: the authors' release used 2e-5
-# for CodeT5-large; not swept here.
+# Fine-tuning pretrained weights (--init): the authors' release used 2e-5 for CodeT5-large; not swept here.
 INIT_LR = 2e-5
+
+
+def per_device(name: str) -> str:
+    return "default " + ", ".join(f"{v[name]:g} on {k}" for k, v in DEVICE_DEFAULTS.items())
+
+
+def flag(default, help: str, type=None, per_device_default: bool = False, **argparse_kwargs):
+    """A TrainConfig field and its command-line flag in one place. `type` (a cli.number) checks the
+    range where the flags are parsed; a per-device default is None on the command line until
+    resolve_defaults fills it in for the device the run trains on."""
+    return field(default=default, metadata={"help": help, "type": type, "per_device": per_device_default,
+                                            **argparse_kwargs})
+
+
+COUNT, NON_NEGATIVE = number(int, 1), number(int, 0)
+SHARE, RATE = number(float, 0, 1), number(float, 0, low_open=True)
 
 
 @dataclass
 class TrainConfig:
-    lam: float = 0.5
+    lam: float = flag(0.5, "weight of the plan loss; 0 = plain fine-tuning, 1 = plans only", SHARE, metavar="LAMBDA")
     # 0.9, not the paper's 0: plan sampling conditions code on a plan, so that format must be trained,
-    # and at the CPU budget (400 steps x 16) a model with a plan in half or three quarters of its code
-    # inputs reads its plan less (README, "Do plans help"); a tenth of the code inputs keeps direct code
-    plan_in_code: float = 0.9
-    data: str = "synthetic"
-    plans: str = "reference"
-    solutions: str = "shortest"
-    preset: str = DEVICE_DEFAULTS["cpu"]["preset"]
-    init: str = ""
-    grad_checkpoint: bool = False
-    vocab_size: int = 4096
-    tokenizer: str = ""
-    steps: int = DEVICE_DEFAULTS["cpu"]["steps"]
-    stop_after: int = 0
-    batch_size: int = DEVICE_DEFAULTS["cpu"]["batch_size"]
-    grad_accum: int = 1
-    lr: float = PRESET_LR["tiny"]
-    min_lr_ratio: float = 0.1
-    warmup: int = DEVICE_DEFAULTS["cpu"]["warmup"]
-    weight_decay: float = 0.01
-    clip: float = 1.0
-    max_nonfinite_steps: int = 3
-    dropout: float = 0.0
-    max_source_len: int = 512
-    max_target_len: int = 256
-    amp: str = "auto"
-    compile: bool = False
-    device: str = "auto"
-    seed: int = 0
-    log_interval: int = 50
-    eval_interval: int = 300
-    eval_examples: int = 256
-    save_interval: int = 300
-    save_every: int = 0
-    pass1_limit: int = 0
-    out: str = "runs"
-    name: str = ""
-    resume: bool = False
+    # and at the CPU budget a model with a plan in half or three quarters of its code inputs reads its
+    # plan less (results/LOG.md, "Do plans help"); a tenth of the code inputs keeps direct code
+    plan_in_code: float = flag(0.9, "probability that a code example's input includes a teacher plan (ignored when "
+                                    "lambda is 0)", SHARE)
+    data: str = flag("synthetic", "training data, NAME or NAME:PATH (synthetic, apps, mbpp, humaneval)")
+    plans: str = flag("reference", "plans file from teacher.py, or 'reference' for the synthetic benchmark's reference plans")
+    solutions: str = flag("shortest", "code targets per problem: its shortest ground-truth solution, or one example "
+                                      "per solution", choices=["shortest", "all"])
+    preset: str = flag(DEVICE_DEFAULTS["cpu"]["preset"], "model size; default " + ", ".join(
+        f"{v['preset']} on {k}" for k, v in DEVICE_DEFAULTS.items()), per_device_default=True, choices=list(model_lib.PRESETS))
+    init: str = flag("", "start from a Hugging Face T5/CodeT5/CodeT5+ folder (config.json, weights, and its own tokenizer: "
+                         "spiece.model, tokenizer.json or vocab.json + merges.txt) instead of a fresh model")
+    grad_checkpoint: bool = flag(False, "activation checkpointing: recompute each block in the backward pass (less "
+                                        "memory, about one more forward pass of time)")
+    vocab_size: int = flag(4096, "sentencepiece vocabulary size trained on this run's corpus", COUNT)
+    tokenizer: str = flag("", "reuse this sentencepiece model (copied into the run folder) instead of training one, so "
+                              "that runs compared with each other share one vocabulary; --vocab-size is then ignored")
+    steps: int = flag(DEVICE_DEFAULTS["cpu"]["steps"], "optimizer steps in the whole run (the learning-rate schedule "
+                      "spans them); " + per_device("steps"), COUNT, per_device_default=True)
+    stop_after: int = flag(0, "stop this invocation at this step (resume later with --resume); 0 = run to --steps", NON_NEGATIVE)
+    batch_size: int = flag(DEVICE_DEFAULTS["cpu"]["batch_size"], "global batch: problems per optimizer step, over all "
+                           "ranks and accumulation steps; " + per_device("batch_size"), COUNT, per_device_default=True)
+    grad_accum: int = flag(1, "micro-batches per optimizer step on each rank", COUNT)
+    lr: float = flag(PRESET_LR["tiny"], "peak learning rate (AdamW); default by preset: " + ", ".join(
+        f"{k} {v:g}" for k, v in PRESET_LR.items()) + f"; with --init {INIT_LR:g}", RATE, per_device_default=True)
+    min_lr_ratio: float = flag(0.1, "cosine schedule ends at lr * this", SHARE)
+    warmup: int = flag(DEVICE_DEFAULTS["cpu"]["warmup"], "linear warm-up steps; " + per_device("warmup"), NON_NEGATIVE,
+                       per_device_default=True)
+    weight_decay: float = flag(0.01, "AdamW weight decay (not on norms)", number(float, 0))
+    clip: float = flag(1.0, "gradient-norm clipping; 0 = off", number(float, 0))
+    max_nonfinite_steps: int = flag(3, "stop the run after this many steps in a row with a non-finite loss or gradient "
+                                       "norm (each is skipped)", COUNT)
+    dropout: float = flag(0.0, "dropout in the model", number(float, 0, 1, high_open=True))
+    max_source_len: int = flag(512, "encoder tokens; longer inputs are cut and counted", COUNT)
+    max_target_len: int = flag(256, "decoder tokens incl. EOS; longer targets are cut and counted", number(int, 2))
+    amp: str = flag("auto", "mixed precision: auto = bf16 on CUDA, off on CPU; fp16 uses a GradScaler",
+                    choices=["auto", "bf16", "fp16", "off"])
+    compile: bool = flag(False, "torch.compile the model")
+    device: str = flag("auto", "auto, cpu, cuda or cuda:N")
+    seed: int = flag(0, "seed for data order, plan choice, initialisation and dropout", NON_NEGATIVE)
+    log_interval: int = flag(50, "steps between training log lines", COUNT)
+    eval_interval: int = flag(300, "steps between valid-loss evaluations (and best.pt)", COUNT)
+    eval_examples: int = flag(256, "valid examples used for the valid losses", COUNT)
+    save_interval: int = flag(300, "steps between last.pt checkpoints", COUNT)
+    save_every: int = flag(0, "also keep step-<N>.pt every N steps (for learning curves); 0 = off", NON_NEGATIVE)
+    pass1_limit: int = flag(0, "valid problems for the final greedy pass@1; 0 = all, -1 = skip", number(int, -1))
+    out: str = flag("runs", "folder holding run folders")
+    name: str = flag("", "run folder name; default lambda<L>-seed<S>")
+    resume: bool = flag(False, "continue runs/<name> from last.pt")
 
 
-def per_device_help(field: str) -> str:
-    return "default " + ", ".join(f"{v[field]:g} on {k}" for k, v in DEVICE_DEFAULTS.items())
+def flag_name(name: str) -> str:
+    return "--lambda" if name == "lam" else "--" + name.replace("_", "-")
 
 
 def parse_args(argv=None) -> TrainConfig:
-    """The flags as given; those with per-device defaults stay None until resolve_defaults."""
-    d = TrainConfig()
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--lambda", dest="lam", type=float, default=d.lam, help="weight of the plan loss in [0, 1]; 0 = plain fine-tuning, 1 = plans only")
-    p.add_argument("--plan-in-code", type=float, default=d.plan_in_code, help="probability that a code example's input includes a teacher plan (ignored when lambda is 0)")
-    p.add_argument("--data", default=d.data, help="training data, NAME or NAME:PATH (synthetic, apps, mbpp, humaneval)")
-    p.add_argument("--plans", default=d.plans, help="plans file from teacher.py, or 'reference' for the synthetic benchmark's reference plans")
-    p.add_argument("--solutions", default=d.solutions, choices=["shortest", "all"], help="code targets per problem: its shortest ground-truth solution, or one example per solution")
-    p.add_argument("--preset", default=None, choices=list(model_lib.PRESETS), help="model size; default " + ", ".join(f"{v['preset']} on {k}" for k, v in DEVICE_DEFAULTS.items()))
-    p.add_argument("--init", default=d.init, help="start from a Hugging Face T5/CodeT5/CodeT5+ folder (config.json, weights, and its "
-                   "own tokenizer: spiece.model, tokenizer.json or vocab.json + merges.txt) instead of a fresh model")
-    p.add_argument("--grad-checkpoint", action="store_true", help="activation checkpointing: recompute each block in the "
-                   "backward pass (less memory, about one more forward pass of time)")
-    p.add_argument("--vocab-size", type=int, default=d.vocab_size, help="sentencepiece vocabulary size trained on this run's corpus")
-    p.add_argument("--tokenizer", default=d.tokenizer, help="reuse this sentencepiece model (copied into the run folder) instead of training one, "
-                   "so that runs compared with each other share one vocabulary; --vocab-size is then ignored")
-    p.add_argument("--steps", type=int, default=None, help="optimizer steps in the whole run (the learning-rate schedule spans them); " + per_device_help("steps"))
-    p.add_argument("--stop-after", type=int, default=d.stop_after, help="stop this invocation at this step (resume later with --resume); 0 = run to --steps")
-    p.add_argument("--batch-size", type=int, default=None, help="global batch: problems per optimizer step, over all ranks and accumulation steps; " + per_device_help("batch_size"))
-    p.add_argument("--grad-accum", type=int, default=d.grad_accum, help="micro-batches per optimizer step on each rank")
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (AdamW); default by preset: " + ", ".join(f"{k} {v:g}" for k, v in PRESET_LR.items()) + f"; with --init {INIT_LR:g}")
-    p.add_argument("--min-lr-ratio", type=float, default=d.min_lr_ratio, help="cosine schedule ends at lr * this")
-    p.add_argument("--warmup", type=int, default=None, help="linear warm-up steps; " + per_device_help("warmup"))
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay (not on norms)")
-    p.add_argument("--clip", type=float, default=d.clip, help="gradient-norm clipping; 0 = off")
-    p.add_argument("--max-nonfinite-steps", type=int, default=d.max_nonfinite_steps, help="stop the run after this many steps in a row with a non-finite loss or gradient norm (each is skipped)")
-    p.add_argument("--dropout", type=float, default=d.dropout, help="dropout in the model")
-    p.add_argument("--max-source-len", type=int, default=d.max_source_len, help="encoder tokens; longer inputs are cut and counted")
-    p.add_argument("--max-target-len", type=int, default=d.max_target_len, help="decoder tokens incl. EOS; longer targets are cut and counted")
-    p.add_argument("--amp", default=d.amp, choices=["auto", "bf16", "fp16", "off"], help="mixed precision: auto = bf16 on CUDA, off on CPU; fp16 uses a GradScaler")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--seed", type=int, default=d.seed, help="seed for data order, plan choice, initialisation and dropout")
-    p.add_argument("--log-interval", type=int, default=d.log_interval, help="steps between training log lines")
-    p.add_argument("--eval-interval", type=int, default=d.eval_interval, help="steps between valid-loss evaluations (and best.pt)")
-    p.add_argument("--eval-examples", type=int, default=d.eval_examples, help="valid examples used for the valid losses")
-    p.add_argument("--save-interval", type=int, default=d.save_interval, help="steps between last.pt checkpoints")
-    p.add_argument("--save-every", type=int, default=d.save_every, help="also keep step-<N>.pt every N steps (for learning curves); 0 = off")
-    p.add_argument("--pass1-limit", type=int, default=d.pass1_limit, help="valid problems for the final greedy pass@1; 0 = all, -1 = skip")
-    p.add_argument("--out", default=d.out, help="folder holding run folders")
-    p.add_argument("--name", default=d.name, help="run folder name; default lambda<L>-seed<S>")
-    p.add_argument("--resume", action="store_true", help="continue runs/<name> from last.pt")
+    """The flags as given, range-checked; those with per-device defaults stay None until resolve_defaults."""
+    p = Parser(description=__doc__)
+    for f in fields(TrainConfig):
+        meta = dict(f.metadata)
+        help_text, kind, device_default = meta.pop("help"), meta.pop("type"), meta.pop("per_device")
+        default = None if device_default else f.default
+        if f.type == "bool":
+            p.add_argument(flag_name(f.name), dest=f.name, action="store_true", help=help_text)
+        else:
+            p.add_argument(flag_name(f.name), dest=f.name, default=default, help=help_text, type=kind or str, **meta)
     cfg = TrainConfig(**vars(p.parse_args(argv)))
-    if not 0.0 <= cfg.lam <= 1.0 or not 0.0 <= cfg.plan_in_code <= 1.0:
-        p.error("--lambda and --plan-in-code must lie in [0, 1]")
-    if cfg.max_nonfinite_steps < 1:
-        p.error("--max-nonfinite-steps must be >= 1")
     cfg.name = cfg.name or f"lambda{cfg.lam:g}-seed{cfg.seed}"
     if cfg.init and cfg.preset:
         p.error("--init takes the model's shape from its folder: leave out --preset")
     if cfg.init and cfg.tokenizer:
         p.error("--init brings the folder's own tokenizer: leave out --tokenizer")
+    world = int(os.environ.get("WORLD_SIZE", "1"))   # torchrun sets it before the process starts
+    kind = device_kind(cfg.device)
+    if not cfg.resume:   # a resumed run keeps its saved batch, checked when the run began
+        check_batch_split(cfg.batch_size or DEVICE_DEFAULTS[kind]["batch_size"], cfg.grad_accum, world, p.error,
+                          "" if cfg.batch_size else f" (the default on {kind})")
     return cfg
+
+
+def device_kind(device: str) -> str:
+    """Which DEVICE_DEFAULTS a --device value gets ("auto" is CUDA where there is one)."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return "cuda" if device.startswith("cuda") else "cpu"
+
+
+def check_batch_split(batch_size: int, grad_accum: int, world: int, fail, note: str = "") -> None:
+    """The global batch splits evenly over the ranks and each rank's accumulation steps."""
+    if batch_size % (world * grad_accum):
+        fail(f"--batch-size {batch_size}{note} must divide by world size x --grad-accum = {world} x {grad_accum}")
 
 
 def resolve_defaults(cfg: TrainConfig, device: torch.device) -> TrainConfig:
@@ -220,7 +227,7 @@ def prepare(cfg: TrainConfig, run_dir: Path, is_main: bool):
     elif is_main and not tok_path.exists():
         Tokenizer.train(tokenizer_corpus(train_problems, plans), str(tok_path), cfg.vocab_size)
     ddp.barrier()
-    tokenizer = pretrained.load_tokenizer(tok_path)
+    tokenizer = load_tokenizer(tok_path)
     train = codeplan.make_examples(train_problems, plans, cfg.solutions)
     valid = codeplan.make_examples(valid_problems, valid_plans, cfg.solutions)
     if len(train) < cfg.batch_size:
@@ -238,8 +245,7 @@ def prepare(cfg: TrainConfig, run_dir: Path, is_main: bool):
 
 
 def tokenizer_path(cfg: TrainConfig, run_dir: Path) -> Path:
-    """A run's tokenizer: a sentencepiece model trained on its corpus, or the --init folder's tokenizer files."""
-    return run_dir / ("tokenizer" if cfg.init else "tokenizer.model")
+    return run_tokenizer_path(run_dir, pretrained=bool(cfg.init))
 
 
 def tokenizer_corpus(problems: list[Problem], plans: dict[str, list[str]]) -> list[str]:
@@ -316,10 +322,6 @@ RUN_FIELDS = ("lam", "plan_in_code", "data", "plans", "solutions", "preset", "in
               "max_target_len", "amp", "seed")
 
 
-def flag_name(field: str) -> str:
-    return "--lambda" if field == "lam" else "--" + field.replace("_", "-")
-
-
 def resume_config(cfg: TrainConfig, run_dir: Path) -> tuple[TrainConfig, dict]:
     """--resume continues a run as it was configured, so `--name NAME --resume` is enough: run flags
     not given (or left at their defaults) take the run's saved values, which are returned to be
@@ -335,7 +337,7 @@ def resume_config(cfg: TrainConfig, run_dir: Path) -> tuple[TrainConfig, dict]:
         if given is None or given == getattr(default, name):
             adopted[name] = saved[name]
         elif given != saved[name]:
-            raise SystemExit(f"--resume: {flag_name(name)} {given} contradicts {saved_path} ({saved[name]}); leave it out to continue the run")
+            fail(f"train.py: --resume: {flag_name(name)} {given} contradicts {saved_path} ({saved[name]}); leave it out to continue the run")
     return replace(cfg, **adopted), adopted
 
 
@@ -466,8 +468,7 @@ def setup_run(cfg: TrainConfig) -> Run:
     if is_main and adopted:
         log("--resume: taken from the saved run: " + " ".join(f"{flag_name(k)} {v:g}" if isinstance(v, float) else f"{flag_name(k)} {v}"
                                                               for k, v in adopted.items()))
-    if cfg.batch_size % (world * cfg.grad_accum):
-        raise SystemExit(f"--batch-size {cfg.batch_size} must divide by world size x --grad-accum = {world * cfg.grad_accum}")
+    check_batch_split(cfg.batch_size, cfg.grad_accum, world, lambda message: fail(f"train.py: {message}"))
     run_dir = Path(cfg.out) / cfg.name
     code_version = provenance()
     if is_main:
@@ -526,9 +527,9 @@ def setup_run(cfg: TrainConfig) -> Run:
 def open_run_dir(cfg: TrainConfig, run_dir: Path, context: dict) -> None:
     """A new run gets a folder of its own (never another run's) and its config.json; --resume needs last.pt."""
     if run_dir.exists() and not cfg.resume and ((run_dir / "last.pt").exists() or (run_dir / "metrics.jsonl").exists()):
-        raise SystemExit(f"{run_dir} already holds a run; pass --resume to continue it or --name for a new one")
+        fail(f"train.py: {run_dir} already holds a run; pass --resume to continue it or --name for a new one")
     if cfg.resume and not (run_dir / "last.pt").exists():
-        raise SystemExit(f"--resume: no checkpoint at {run_dir / 'last.pt'}")
+        fail(f"train.py: --resume: no checkpoint at {run_dir / 'last.pt'}")
     run_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(run_dir / "config.json", json.dumps({**asdict(cfg), **context}, indent=2) + "\n")
 
@@ -667,7 +668,7 @@ def save_checkpoint(run: Run, path: Path) -> None:
         "model": run.raw_model.state_dict(), "model_config": asdict(run.raw_model.config),
         "optimizer": run.optimizer.state_dict(), "scaler": run.scaler.state_dict(),
         "step": run.step, "best_valid_code": run.best, "config": asdict(run.cfg), "progress": run.progress,
-        "tokenizer": pretrained.tokenizer_snapshot(tokenizer_path(run.cfg, run.run_dir)), "rng": checkpoint.rng_state(),
+        "tokenizer": tokenizer_snapshot(tokenizer_path(run.cfg, run.run_dir)), "rng": checkpoint.rng_state(),
     })
 
 
@@ -707,14 +708,13 @@ def main(argv=None) -> None:
     try:
         summary = train(cfg)
     except (DataError, teacher.TeacherError, model_lib.CheckpointError) as e:
-        print(f"train.py: {e}", file=sys.stderr)
-        sys.exit(2)
+        fail(f"train.py: {e}")
     finally:
         close_distributed(clean=False)   # after an error; a finished run has closed it already
     if summary.get("stopped_nonfinite"):
-        sys.exit(3)
+        sys.exit(NONFINITE)
     if summary.get("interrupted"):
-        sys.exit(130)
+        sys.exit(INTERRUPTED)
 
 
 if __name__ == "__main__":

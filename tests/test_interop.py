@@ -1,6 +1,6 @@
-"""Sample files of other harnesses: sandbox.read_samples reads human-eval (completion), evalplus
+"""Sample files of other harnesses: score.read_samples reads human-eval (completion), evalplus
 (solution) and bigcode-evaluation-harness (generations.json) files, told apart by content;
-sandbox.write_samples writes them. Small files the tests write themselves."""
+score.write_samples writes them. Small files the tests write themselves."""
 import json
 import subprocess
 import sys
@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import data  # noqa: E402
 import sandbox  # noqa: E402
+import score  # noqa: E402
 
 PROMPTS = {"HumanEval/0": 'def inc(x):\n    """Add one."""\n', "HumanEval/1": 'def neg(x):\n    """Negate."""\n'}
 BODIES = {"HumanEval/0": "    return x + 1\n", "HumanEval/1": "    return -x\n"}
@@ -57,10 +58,10 @@ def test_reads_and_scores_each_format(humaneval, tmp_path, capsys):
             [[full["HumanEval/0"], "def inc(x):\n    return x\n"], [full["HumanEval/1"]]])]),
     }
     for fmt, path in files.items():
-        samples = sandbox.read_samples(path, problems)
+        samples = score.read_samples(path, problems)
         assert [s["task_id"] for s in samples] == ["HumanEval/0", "HumanEval/0", "HumanEval/1"], fmt
         assert samples[0]["code"] == full["HumanEval/0"], fmt   # the whole program, prompt included
-        out = sandbox.score(spec, path, [1, 2], timeout=2.0, workers=1)
+        out = score.score(spec, path, [1, 2], timeout=2.0, workers=1)
         assert out == path.with_name(path.stem + "_results.jsonl")
         assert results(out) == [("HumanEval/0", "passed"), ("HumanEval/0", "wrong_answer"),
                                 ("HumanEval/1", "passed")], fmt
@@ -85,12 +86,13 @@ def test_reads_and_scores_each_format(humaneval, tmp_path, capsys):
 def test_malformed_sample_files_name_file_and_line(humaneval, tmp_path, lines, message):
     path = write_lines(tmp_path / "he.jsonl", lines)
     with pytest.raises(sandbox.SandboxError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        sandbox.read_samples(path, humaneval[1])
+        score.read_samples(path, humaneval[1])
 
 
-def test_cli_reports_a_malformed_file_without_traceback(humaneval, tmp_path):
+@pytest.mark.parametrize("script", ["score.py", "sandbox.py"])   # sandbox.py runs score.py's command line
+def test_cli_reports_a_malformed_file_without_traceback(humaneval, tmp_path, script):
     path = write_lines(tmp_path / "bad.jsonl", ['{"task_id": "HumanEval/0", "solution": "x"}', "[1, 2"])
-    out = subprocess.run([sys.executable, str(ROOT / "sandbox.py"), "--data", humaneval[0], "--samples", str(path)],
+    out = subprocess.run([sys.executable, str(ROOT / script), "--data", humaneval[0], "--samples", str(path)],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "bad.jsonl:2: not JSON" in out.stderr and "Traceback" not in out.stderr
     assert not path.with_name("bad_results.jsonl").exists()
@@ -102,21 +104,21 @@ def test_write_samples_round_trip(humaneval, tmp_path):
             {"task_id": "HumanEval/0", "code": PROMPTS["HumanEval/0"] + BODIES["HumanEval/0"]},  # a whole program
             {"task_id": "HumanEval/0", "code": "def inc(x):\n    return x + 1\n"}]              # another one
     whole = [PROMPTS["HumanEval/1"] + BODIES["HumanEval/1"], rows[1]["code"], rows[2]["code"]]
-    sandbox.write_samples(rows, tmp_path / "he.jsonl", "humaneval", problems)
+    score.write_samples(rows, tmp_path / "he.jsonl", "humaneval", problems)
     written = [json.loads(line) for line in (tmp_path / "he.jsonl").read_text().splitlines()]
     assert written[0] == {"task_id": "HumanEval/1", "completion": BODIES["HumanEval/1"]}
     assert written[1]["completion"] == BODIES["HumanEval/0"]          # the prompt is not repeated
     assert written[2]["completion"] == rows[2]["code"]                # a program that does not start with it
-    sandbox.write_samples(rows, tmp_path / "ep.jsonl", "evalplus", problems)
-    sandbox.write_samples(rows, tmp_path / "generations.json", "bigcode", problems)
+    score.write_samples(rows, tmp_path / "ep.jsonl", "evalplus", problems)
+    score.write_samples(rows, tmp_path / "generations.json", "bigcode", problems)
     assert json.loads((tmp_path / "generations.json").read_text()) == [[whole[1], whole[2]], [whole[0]]]
     # read back, every row is the program it was (the third with the prompt in front, which human-eval
     # would run too: the prompt's function is redefined by the program)
-    back = sandbox.read_samples(tmp_path / "he.jsonl", problems)
+    back = score.read_samples(tmp_path / "he.jsonl", problems)
     assert [s["code"] for s in back] == [whole[0], whole[1], PROMPTS["HumanEval/0"] + rows[2]["code"]]
-    assert [s["code"] for s in sandbox.read_samples(tmp_path / "ep.jsonl", problems)] == whole
+    assert [s["code"] for s in score.read_samples(tmp_path / "ep.jsonl", problems)] == whole
     with pytest.raises(sandbox.SandboxError, match="one of humaneval, evalplus, bigcode"):
-        sandbox.write_samples(rows, tmp_path / "x.jsonl", "mbpp", problems)
+        score.write_samples(rows, tmp_path / "x.jsonl", "mbpp", problems)
     with pytest.raises(sandbox.SandboxError, match="not in the data: HumanEval/7"):
-        sandbox.write_samples([{"task_id": "HumanEval/7", "code": "x"}], tmp_path / "y.jsonl", "evalplus", problems)
+        score.write_samples([{"task_id": "HumanEval/7", "code": "x"}], tmp_path / "y.jsonl", "evalplus", problems)
     assert not (tmp_path / "x.jsonl").exists() and not (tmp_path / "y.jsonl").exists()

@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import codeplan  # noqa: E402
 import teacher  # noqa: E402
-from problems import Problem, Test  # noqa: E402
+from problems import Problem, Test, choose_solutions  # noqa: E402
 
 
 class CharTokenizer:
@@ -123,7 +123,7 @@ def test_shortest_picks_the_solution_the_teacher_explained(tmp_path):
     # the teacher explains the shortest solution after stripping; an empty solution is never a target
     solutions = ["", "print(1)      \n\n\n\n\n", "print(11)\n"]
     problem = long_problem("s", words=1, solutions=solutions)
-    (index, _), = teacher.choose_solutions(problem, 1)
+    (index, _), = choose_solutions(problem, 1)
     path = tmp_path / "plans.jsonl"
     write_plans(path, [{"task_id": "s", "plan": "THE-PLAN", "solution_index": index}])
     (example,) = codeplan.make_examples([problem], teacher.read_plans(str(path)), "shortest")

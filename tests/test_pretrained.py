@@ -68,7 +68,7 @@ def hf_ids(hf, text: str) -> list[int]:
 @pytest.mark.parametrize("kind", ["vocab+merges", "tokenizer.json"])
 def test_byte_level_bpe_ids_equal_transformers_and_round_trip(bpe_folders, kind):
     folder = bpe_folders[0] if kind == "vocab+merges" else bpe_folders[1]
-    ours = pretrained.load_tokenizer(folder)
+    ours = pretrained.load_folder_tokenizer(folder)
     hf = transformers.AutoTokenizer.from_pretrained(str(folder)) if kind == "tokenizer.json" else \
         transformers.RobertaTokenizer.from_pretrained(str(folder))
     assert (ours.pad_id, ours.eos_id) == (hf.pad_token_id, hf.eos_token_id) == (0, 2)
@@ -100,7 +100,7 @@ def test_bpe_pre_tokenisation_equals_the_regex_module_on_every_category():
 
 
 def test_sentencepiece_ids_equal_transformers_t5(spiece_folder):
-    ours = pretrained.load_tokenizer(spiece_folder)
+    ours = pretrained.load_folder_tokenizer(spiece_folder)
     hf = transformers.T5Tokenizer.from_pretrained(str(spiece_folder))
     size = ours.sp.get_piece_size()
     assert (ours.pad_id, ours.eos_id) == (hf.pad_token_id, hf.eos_token_id) == (0, 1)
@@ -115,7 +115,7 @@ def test_sentencepiece_ids_equal_transformers_t5(spiece_folder):
 
 def test_a_folder_without_a_tokenizer_is_named(tmp_path):
     with pytest.raises(DataError, match=str(tmp_path)):
-        pretrained.load_tokenizer(tmp_path)
+        pretrained.load_folder_tokenizer(tmp_path)
 
 
 def tiny_t5_folder(tokenizer_folder: Path, dest: Path, vocab_size: int, pad: int, eos: int) -> Path:
@@ -129,7 +129,7 @@ def tiny_t5_folder(tokenizer_folder: Path, dest: Path, vocab_size: int, pad: int
 
 
 def test_init_model_grows_embedding_and_both_heads_and_keeps_pretrained_logits(bpe_folders, tmp_path):
-    tokenizer = pretrained.load_tokenizer(bpe_folders[0])
+    tokenizer = pretrained.load_folder_tokenizer(bpe_folders[0])
     base = tokenizer.vocab_size - len(TASK_MARKERS)
     folder = tiny_t5_folder(bpe_folders[0], tmp_path / "tiny", base, tokenizer.pad_id, tokenizer.eos_id)
     hf = transformers.T5ForConditionalGeneration.from_pretrained(str(folder)).eval()
@@ -151,7 +151,7 @@ def test_init_model_grows_embedding_and_both_heads_and_keeps_pretrained_logits(b
 
 
 def test_init_model_refuses_a_tokenizer_that_disagrees_with_the_config(bpe_folders, tmp_path):
-    tokenizer = pretrained.load_tokenizer(bpe_folders[0])
+    tokenizer = pretrained.load_folder_tokenizer(bpe_folders[0])
     folder = tiny_t5_folder(bpe_folders[0], tmp_path / "odd", tokenizer.vocab_size, pad=tokenizer.pad_id, eos=1)
     with pytest.raises(model.CheckpointError, match="eos"):
         pretrained.init_model(folder, tokenizer, dropout=0.0, quiet=True)
@@ -218,7 +218,7 @@ def test_a_forced_prefix_is_continued_greedily_and_neither_returned_nor_scored()
 
 
 def test_init_folder_is_checked_before_use_and_errors_name_it(bpe_folders, tmp_path):
-    tokenizer = pretrained.load_tokenizer(bpe_folders[0])
+    tokenizer = pretrained.load_folder_tokenizer(bpe_folders[0])
     good = tiny_t5_folder(bpe_folders[0], tmp_path / "good", tokenizer.vocab_size, tokenizer.pad_id, tokenizer.eos_id)
     pretrained.check_folder(good)
 

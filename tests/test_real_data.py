@@ -19,7 +19,7 @@ import pretrained  # noqa: E402
 import sample  # noqa: E402
 import teacher  # noqa: E402
 import train  # noqa: E402
-from problems import Problem  # noqa: E402
+from problems import Problem, choose_solutions  # noqa: E402
 from test_pretrained import tiny_t5_folder  # noqa: E402
 from test_teacher import SECRET, FakeTeacher, fast_config  # noqa: E402
 from tokenizer import Tokenizer  # noqa: E402
@@ -71,7 +71,7 @@ def test_teacher_train_sample_and_sandbox_on_real_apps(apps_spec, tmp_path, caps
     assert summary.ok == 5
     plans = teacher.read_plans(str(plans_path))
     for p in problems:
-        (index, _), = teacher.choose_solutions(p, 1)
+        (index, _), = choose_solutions(p, 1)
         assert [pl.solution_index for pl in plans[p.id]] == [index]    # each plan knows the solution it explains
 
     folder = bpe_checkpoint_folder(problems, tmp_path / "tiny-codet5")
@@ -88,7 +88,7 @@ def test_teacher_train_sample_and_sandbox_on_real_apps(apps_spec, tmp_path, caps
     # real statements and solutions are longer than these budgets: cuts happen and are counted
     assert summary["truncated"].get("code_source_truncated", 0) > 0 and summary["truncated"].get("code_target_truncated", 0) > 0
     assert (run / "tokenizer" / "vocab.json").read_bytes() == (folder / "vocab.json").read_bytes()
-    tokenizer = pretrained.load_tokenizer(run / "tokenizer")
+    tokenizer = pretrained.load_folder_tokenizer(run / "tokenizer")
     net, loaded, _ = sample.load_checkpoint(run / "last.pt", "cpu")
     assert net.config.vocab_size == tokenizer.vocab_size == len(transformers.RobertaTokenizer.from_pretrained(str(folder))) + 3
     assert loaded.encode(problems[0].solutions[0]) == tokenizer.encode(problems[0].solutions[0])

@@ -18,6 +18,7 @@ import codeplan
 import reproduce
 import sample
 import sandbox
+import score
 import synthetic
 import teacher
 import train
@@ -449,7 +450,7 @@ def test_plan_sampling_ranks_by_public_tests_never_by_hidden_ones(monkeypatch, t
     report = codeplan.pass_at_k_report([problem], [candidates], [1, 2])
     assert report["all"]["1@2"] == 0.0 and report["all"]["pass@2"] == 1.0
     # reproduce.py scores the written rows the same way: the top-ranked candidate failed
-    rows = [sandbox.result_row(problem.id, c, rank=r) for r, c in enumerate(ranked[0])]
+    rows = [score.result_row(problem.id, c, rank=r) for r, c in enumerate(ranked[0])]
     (tmp_path / "samples_results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert reproduce.read_outcomes(tmp_path / "samples_results.jsonl") == {"echo": [2, 1, 0]}
     # sample.py --show: each plan with its program, public pass rate, hidden verdict and rank

@@ -19,6 +19,7 @@ import data  # noqa: E402
 import model  # noqa: E402
 import sample  # noqa: E402
 import sandbox  # noqa: E402
+import score  # noqa: E402
 import teacher  # noqa: E402
 import train  # noqa: E402
 from problems import Problem  # noqa: E402
@@ -359,8 +360,8 @@ CHILD = """
 import sys, time
 sys.path.insert(0, {root!r})
 import sample
-import teacher
-append = teacher.AppendLog.append   # sample.py's journal is a teacher.AppendLog
+import journal
+append = journal.Journal.append
 
 def append_then_pause(self, record):
     append(self, record)
@@ -370,7 +371,7 @@ def append_then_pause(self, record):
         open({flag!r}, "w").close()
         time.sleep(3600)
 
-teacher.AppendLog.append = append_then_pause
+journal.Journal.append = append_then_pause
 sample.main(sys.argv[1:])
 """
 
@@ -539,4 +540,4 @@ def test_report_has_status_breakdown_and_writes_other_harness_formats(checkpoint
     samples = read_jsonl(out / "samples.jsonl")
     assert [(r["task_id"], r["solution"]) for r in evalplus] == [(s["task_id"], s["code"]) for s in samples]
     problems = data.load_problems(spec, "test")[:3]
-    assert [r["code"] for r in sandbox.read_samples(out / "samples.evalplus.jsonl", problems)] == [s["code"] for s in samples]
+    assert [r["code"] for r in score.read_samples(out / "samples.evalplus.jsonl", problems)] == [s["code"] for s in samples]

@@ -19,6 +19,7 @@ sys.path.insert(0, str(ROOT))
 import data  # noqa: E402
 import judge  # noqa: E402
 import sandbox  # noqa: E402
+import score  # noqa: E402
 from codeplan import pass_at_k  # noqa: E402
 from problems import Problem, Test  # noqa: E402
 
@@ -573,7 +574,7 @@ def test_cli_scores_samples(tmp_path):
     assert out.returncode == 2 and "999" in out.stderr and "Traceback" not in out.stderr
 
 def test_score_reports_the_rows_of_sample_py(tmp_path, capsys):
-    """sandbox.score aggregates with codeplan.pass_at_k_report: the same rows, in the same order, as sample.py."""
+    """score.score aggregates with codeplan.pass_at_k_report: the same rows, in the same order, as sample.py."""
     import codeplan
     echo = dict(public_tests=[Test("stdio", "1\n", "1\n")], hidden_tests=[Test("stdio", "2\n", "2\n")])
     problems = [Problem(id="a", question="echo", difficulty="competition", tier="new-chain", **echo),
@@ -584,7 +585,7 @@ def test_score_reports_the_rows_of_sample_py(tmp_path, capsys):
     right, wrong = "print(input())\n", "print(0)\n"
     samples.write_text("".join(json.dumps({"task_id": t, "code": c}) + "\n" for t, c in
                                [("a", right), ("a", wrong), ("b", wrong), ("b", wrong), ("c", right), ("c", right)]))
-    sandbox.score(f"synthetic:{tmp_path / 'problems.jsonl'}", samples, [1, 2], timeout=2.0, workers=1)
+    score.score(f"synthetic:{tmp_path / 'problems.jsonl'}", samples, [1, 2], timeout=2.0, workers=1)
     table = {line.split()[0] if not line.startswith("tier") else " ".join(line.split()[:2]): line.split()[-5:-2]
              for line in capsys.readouterr().out.splitlines() if line.endswith("%")}
     expected = codeplan.report_groups(problems)

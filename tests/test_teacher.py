@@ -22,7 +22,7 @@ import pytest
 
 import llm_client
 import teacher
-from problems import Problem
+from problems import Problem, choose_solutions
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "sk-test-9f2c0ffee-DO-NOT-LEAK"
@@ -141,8 +141,8 @@ def test_prompts_show_what_each_mode_allows():
 
 def test_solutions_shortest_first_distinct_and_capped():
     p = problem("s", ["print(1 + 1)\n", "print(2)", "  ", "print(2)\n", "x = 2\nprint(x)"])
-    assert teacher.choose_solutions(p, 1) == [(1, "print(2)")]
-    assert [i for i, _ in teacher.choose_solutions(p, 5)] == [1, 0, 4]
+    assert choose_solutions(p, 1) == [(1, "print(2)")]
+    assert [i for i, _ in choose_solutions(p, 5)] == [1, 0, 4]
     jobs, unsolved = teacher.plan_jobs([p, problem("none", [])], "backward", 2)
     assert [(j.problem.id, j.solution_index) for j in jobs] == [("s", 1), ("s", 0)] and unsolved == 1
     jobs, unsolved = teacher.plan_jobs([p, problem("none", [])], "forward", 2)

@@ -3,6 +3,7 @@
 The `tiny` preset is swapped for a micro model (in process through monkeypatch, in subprocesses
 through a wrapper script) so that every run takes seconds on 2 cores; nothing else is faked.
 """
+import dataclasses
 import json
 import math
 import os
@@ -119,16 +120,17 @@ def test_short_run_writes_the_run_folder_and_loss_falls(spec, tmp_path, capsys):
     assert logged[-1]["lr"] < logged[2]["lr"]
 
 
-def test_refuses_to_overwrite_a_run_without_resume(spec, tmp_path):
+def test_refuses_to_overwrite_a_run_without_resume(spec, tmp_path, capsys):
     train.main(args(spec, tmp_path, "run", "--steps", "2"))
     before = (tmp_path / "run" / "metrics.jsonl").read_text()
+    capsys.readouterr()
     with pytest.raises(SystemExit) as e:
         train.main(args(spec, tmp_path, "run", "--steps", "2"))
-    assert e.value.code != 0 and "--resume" in str(e.value)
+    assert e.value.code == 2 and "--resume" in capsys.readouterr().err
     assert (tmp_path / "run" / "metrics.jsonl").read_text() == before
     with pytest.raises(SystemExit) as e:
         train.main(args(spec, tmp_path, "fresh", "--resume"))
-    assert e.value.code != 0 and "no checkpoint" in str(e.value)
+    assert e.value.code == 2 and "no checkpoint" in capsys.readouterr().err
 
 
 def test_resume_gives_the_same_losses_as_a_straight_run(spec, tmp_path):
@@ -161,10 +163,10 @@ def test_resume_gives_the_same_losses_as_a_straight_run(spec, tmp_path):
 def test_resume_with_only_the_name_continues_the_run_as_configured(spec, tmp_path, capsys):
     train.main(args(spec, tmp_path, "r", "--lambda", "0", "--stop-after", "2"))
     first = json.loads((tmp_path / "r" / "summary.json").read_text())
+    capsys.readouterr()
     with pytest.raises(SystemExit) as e:
         train.main(["--out", str(tmp_path), "--name", "r", "--resume", "--lambda", "0.7"])
-    assert "--lambda 0.7" in str(e.value)
-    capsys.readouterr()
+    assert e.value.code == 2 and "--lambda 0.7" in capsys.readouterr().err
     # every run flag (data, lambda, steps, batch, lengths, ...) comes from the run, not from the defaults
     train.main(["--out", str(tmp_path), "--name", "r", "--resume", "--device", "cpu", "--pass1-limit", "-1"])
     taken = next(line for line in capsys.readouterr().err.splitlines() if line.startswith("--resume: taken from the saved run:"))
@@ -252,6 +254,41 @@ def test_defaults_depend_on_the_device_and_preset_and_show_in_help(capsys):
         assert shown in text, shown
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--batch-size", "0"], "--batch-size: 0 is not allowed: must be an integer >= 1"),
+    (["--grad-accum", "0"], "--grad-accum: 0 is not allowed"),
+    (["--steps", "-5"], "--steps: -5 is not allowed"),
+    (["--log-interval", "0"], "--log-interval: 0 is not allowed"),
+    (["--eval-interval", "0"], "--eval-interval: 0 is not allowed"),
+    (["--save-interval", "0"], "--save-interval: 0 is not allowed"),
+    (["--lr", "-1"], "--lr: -1 is not allowed: must be a number > 0"),
+    (["--lr", "nan"], "--lr: nan is not allowed"),
+    (["--lambda", "1.5"], "--lambda: 1.5 is not allowed: must be a number >= 0 and <= 1"),
+    (["--plan-in-code", "-0.1"], "--plan-in-code: -0.1 is not allowed"),
+    (["--dropout", "1"], "--dropout: 1 is not allowed: must be a number >= 0 and < 1"),
+    (["--warmup", "-1"], "--warmup: -1 is not allowed"),
+    (["--clip", "-1"], "--clip: -1 is not allowed"),
+    (["--pass1-limit", "-2"], "--pass1-limit: -2 is not allowed"),
+    (["--steps", "ten"], "--steps: 'ten' is not an integer"),
+    (["--batch-size", "6", "--grad-accum", "4"], "--batch-size 6 must divide by world size x --grad-accum = 1 x 4"),
+    (["--device", "cpu", "--grad-accum", "3"], "--batch-size 16 (the default on cpu) must divide by"),
+])
+def test_bad_flags_exit_2_on_one_line_before_anything_is_written(argv, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        train.main(argv + ["--out", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_every_config_field_is_a_flag_with_help(capsys):
+    with pytest.raises(SystemExit):
+        train.parse_args(["--help"])
+    text = capsys.readouterr().out
+    for f in dataclasses.fields(train.TrainConfig):
+        assert train.flag_name(f.name) in text and f.metadata["help"].split()[0] in text, f.name
+
+
 def test_flop_count_matches_torch_flop_counter_on_one_example():
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
@@ -265,7 +302,7 @@ def test_flop_count_matches_torch_flop_counter_on_one_example():
         with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
             _, loss = net(ids, torch.ones_like(ids), labels=labels, head="plan")
             loss.backward()
-        assert train.example_flops(config, source, target) == pytest.approx(counter.get_total_flops(), rel=0.01), feed_forward
+        assert flops.example_flops(config, source, target) == pytest.approx(counter.get_total_flops(), rel=0.01), feed_forward
 
 
 # ----------------------------------------------------------------------------- non-finite steps
