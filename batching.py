@@ -4,9 +4,9 @@
 codeplan.encode_batch). The pipeline around them, every text tokenised once per run and batches
 built off the main thread, is the rest of this file.
 
-Two costs used to sit in train.py's main thread between two model steps: sentencepiece encoding of
-every example at every step, and collating Python lists into tensors. On a GPU the small preset's
-step is short enough for these to starve it. Here:
+Two costs would otherwise sit in train.py's main thread between two model steps: sentencepiece
+encoding of every example at every step, and collating Python lists into tensors. On a GPU the small
+preset's step is short enough for these to starve it. Here:
 
 - `TokenCache` encodes, once and up front, every text the training examples can put into a batch
   (codeplan.training_texts), and keeps the ids in a file next to the tokenizer, named by a hash of

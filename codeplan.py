@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from batching import truncate
-from problems import Problem, choose_solutions
+from problems import Problem, choose_solutions, split_steps
 
 # ----------------------------------------------------------------------------- task formats
 # The encoder sees the task marker first, so one trunk can serve both tasks. The code task is
@@ -106,7 +106,7 @@ class Example:
 def make_examples(problems: list[Problem], plans: dict[str, list[str]], solutions: str = "all") -> list[Example]:
     """One example per (problem, ground-truth solution) as in the authors' release ("all"), or one
     per problem with its shortest solution ("shortest": the one the teacher explains, chosen the
-    teacher's way). A plan that explains one solution (teacher.Plan with a solution_index) goes only
+    teacher.s way). A plan that explains one solution (teacher.Plan with a solution_index) goes only
     with that solution: a code target is never paired with the plan of another program. A plan of no
     particular solution (reference plans, forward mode, plain strings) goes with every solution."""
     examples = []
@@ -473,7 +473,7 @@ def plan_steps(plan: str) -> list[str]:
     case, whitespace and punctuation, and everything after a step's first sentence (where the
     synthetic benchmark's reference plans put a fixed note on the step's edge cases)."""
     steps = []
-    for lines in teacher.split_steps(plan)[0]:
+    for lines in split_steps(plan)[0]:
         first = re.split(r"(?<=[.!?])\s+(?=[A-Z])", " ".join(lines).strip(), maxsplit=1)[0]
         words = re.sub(r"[^0-9a-z]+", " ", first.lower()).split()
         if words:

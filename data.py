@@ -1,6 +1,6 @@
 """Benchmark loaders: APPS, MBPP, HumanEval and the synthetic benchmark, as Problem records.
 
-    python data.py --data mbpp:../shared/data/mbpp/mbpp.jsonl --stats
+    python data.py --data mbpp:PATH/mbpp.jsonl --stats
     python data.py --data apps:PATH --split test --show 2
     python data.py --download mbpp          # into $CODEPLAN_DATA (default ~/.cache/codeplan)
 
@@ -28,7 +28,7 @@ from typing import Any
 
 import cli
 from problems import DataError, Problem, Test, need, parse_json, read_jsonl, read_text, write_atomic
-from tokenizer import Tokenizer  # noqa: F401  data.Tokenizer is the public name (DESIGN.md); the class is in tokenizer.py
+from tokenizer import Tokenizer  # noqa: F401  users import data.Tokenizer; the class is in tokenizer.py
 
 
 def cache_dir() -> Path:
@@ -394,10 +394,9 @@ class Download:
     sha256: str | None
 
 
-# MBPP and HumanEval sums are those of ../shared/data (README there): byte copies whose length
-# matches the google-research / openai revisions. The APPS tarball's size and checksum are not
-# published anywhere we could check, so APPS is verified by what it holds: a readable gzip tar
-# with train/ and test/ problem folders.
+# MBPP and HumanEval sums are those of byte copies of the google-research / openai files whose
+# lengths match those revisions. The APPS tarball's size and checksum are not published anywhere we
+# could check, so APPS is verified by what it holds: a readable gzip tar with train/ and test/ folders.
 DOWNLOADS = {
     "mbpp": [Download("https://raw.githubusercontent.com/google-research/google-research/master/mbpp/mbpp.jsonl",
                       "mbpp.jsonl", 563743, "ccf64ceae9c5403bf50a044cb6d505bfd2a2963ee58338ba268fd65beab92a9f"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import subprocess
 import tempfile
 from dataclasses import dataclass, field, asdict
@@ -75,6 +76,49 @@ def choose_solutions(problem: Problem, k: int) -> list[tuple[int, str]]:
             seen.add(key)
             distinct.append((index, code))
     return sorted(distinct, key=lambda pair: (len(pair[1].strip()), pair[0]))[:k]
+
+
+# ----------------------------------------------------------------------------- plan text
+
+NUMBERED = re.compile(r"^\s*(?:step\s*)?\d+\s*[.):]\s*(.*)$", re.IGNORECASE)
+BULLET = re.compile(r"^\s*[-*\u2022]\s+(.*)$")
+
+
+def split_steps(text: str) -> tuple[list[list[str]], list[str]]:
+    """Group an answer's lines into steps (each a list of lines). Numbered lines start steps;
+    bullets start steps only when nothing is numbered (otherwise they are sub-points). A line
+    without a marker continues the step above it if it follows without a blank line or is
+    indented; before the first step it is a preamble, after a blank line an epilogue: dropped."""
+    lines = [line.replace("**", "").rstrip() for line in text.splitlines()]
+    lines = [line for line in lines if not line.lstrip().startswith("#")]  # markdown headings
+    numbered = any(NUMBERED.match(line) for line in lines)
+    starts = NUMBERED if numbered else BULLET
+    if not any(starts.match(line) for line in lines):  # plain prose: one step per line or sentence
+        prose = [line.strip() for line in lines if line.strip()]
+        if len(prose) == 1:
+            prose = [s for s in re.split(r"(?<=[.!?])\s+(?=[A-Z])", prose[0]) if s]
+        return [[line] for line in prose], []
+    steps: list[list[str]] = []
+    notes: list[str] = []
+    blank = False
+    for line in lines:
+        match = starts.match(line)
+        if match:
+            steps.append([match.group(1).strip()])
+        elif not line.strip():
+            blank = True
+            continue
+        elif not steps:
+            notes.append("dropped preamble")
+        elif not blank or line[:1].isspace():
+            sub = BULLET.match(line) or NUMBERED.match(line)
+            if sub and steps[-1][-1] and not steps[-1][-1].endswith((".", ",", ":", ";", "!", "?")):
+                steps[-1][-1] += ";"  # sub-points read as a list once joined into one step
+            steps[-1].append((sub.group(1) if sub else line).strip())
+        else:
+            notes.append("dropped epilogue")
+        blank = False
+    return steps, sorted(set(notes))
 
 
 # ----------------------------------------------------------------------------- reading

@@ -146,8 +146,8 @@ FLOPS_RATIO = 2.7
 
 
 @dataclass(frozen=True)
-class Budget:
-    """What a mode runs: the arms, the decodings each arm is scored with, and the budget."""
+class Mode:
+    """What a mode (--cpu, --quick, --gpu, full) runs: the arms, the decodings each arm is scored with, and the budget."""
     arms: tuple[str, ...]
     decodings: dict[str, tuple[str, ...]] | None   # arm -> decodings; None = each arm's own list
     steps: int
@@ -163,18 +163,18 @@ class Budget:
 MATCHED_ARMS = ("ft", "ft-flops", "codeplan-paper", "codeplan")
 MATCHED_DECODINGS = {"ft": FT_DECODINGS, "ft-flops": FT_DECODINGS, "codeplan-paper": ("direct", "greedy-plan"),
                      "codeplan": ("direct", "greedy-plan", "n1", "n4", "n16", "ref-plans")}
-BUDGETS = {
+MODES = {
     # 2 CPU cores, one run at a time; about 4.4 h from PRIOR_SECONDS (--dry-run prints the estimate)
-    "cpu": Budget(MATCHED_ARMS, MATCHED_DECODINGS, steps=400, batch_size=16, problems=210, valid_problems=90,
+    "cpu": Mode(MATCHED_ARMS, MATCHED_DECODINGS, steps=400, batch_size=16, problems=210, valid_problems=90,
                   lr_factors=(0.5, 1.0, 2.0), seeds=3, curve_every=200, jobs=1),
     # the same design within the hour: one seed, train.py's learning rate, 30 test problems per tier
-    "quick": Budget(MATCHED_ARMS, MATCHED_DECODINGS, steps=400, batch_size=16, problems=90, valid_problems=0,
+    "quick": Mode(MATCHED_ARMS, MATCHED_DECODINGS, steps=400, batch_size=16, problems=90, valid_problems=0,
                     lr_factors=(1.0,), seeds=1, curve_every=0, jobs=1),
     # one GPU shared by several runs (the small preset, train.py's CUDA defaults). 8 at a time ran out of
     # memory on an 80 GB H100 (a small-preset training at batch 64 took up to 18 GB), so 4
-    "gpu": Budget(MATCHED_ARMS, None, steps=200, batch_size=64, problems=150, valid_problems=150,
+    "gpu": Mode(MATCHED_ARMS, None, steps=200, batch_size=64, problems=150, valid_problems=150,
                   lr_factors=(0.5, 1.0, 2.0), seeds=3, curve_every=100, jobs=4),
-    "full": Budget(tuple(ARMS), None, steps=train.TrainConfig().steps, batch_size=train.TrainConfig().batch_size,
+    "full": Mode(tuple(ARMS), None, steps=train.TrainConfig().steps, batch_size=train.TrainConfig().batch_size,
                    problems=0, valid_problems=300, lr_factors=(0.5, 1.0, 2.0), seeds=3,
                    curve_every=train.TrainConfig().steps // 4, jobs=1),
 }
@@ -188,12 +188,12 @@ SAMPLE_SET = {"--checkpoint", "--out", "--seed", "--data", "--split", "--limit",
 def parse_args(argv=None) -> argparse.Namespace:
     d = train.TrainConfig()
     p = cli.Parser(__doc__)
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--cpu", action="store_true", help="RQ1-RQ4 on a 2-core CPU in about 4 hours, resumable: 4 arms x 3 seeds, "
+    modes = p.add_mutually_exclusive_group()
+    modes.add_argument("--cpu", action="store_true", help="RQ1-RQ4 on a 2-core CPU in about 4 hours, resumable: 4 arms x 3 seeds, "
                       "a learning-rate grid chosen on valid, 70 test problems per tier")
-    mode.add_argument("--quick", action="store_true", help="the --cpu design within an hour: 1 seed, train.py's learning rate, "
+    modes.add_argument("--quick", action="store_true", help="the --cpu design within an hour: 1 seed, train.py's learning rate, "
                       "30 test problems per tier")
-    mode.add_argument("--gpu", action="store_true", help="RQ1-RQ4 on one CUDA GPU, 4 runs sharing the card (not yet timed end to end)")
+    modes.add_argument("--gpu", action="store_true", help="RQ1-RQ4 on one CUDA GPU, 4 runs sharing the card (not yet timed end to end)")
     p.add_argument("--seeds", type=cli.number(int, 1), help="seeds per arm (0 .. SEEDS-1); training and sampling seed alike; default the mode's")
     p.add_argument("--steps", type=cli.number(int, 1), help="optimizer steps per training run, equal for every arm but ft-flops; default the mode's")
     p.add_argument("--batch-size", type=cli.number(int, 1), help="problems per optimizer step, equal for every arm; default the mode's")
@@ -220,12 +220,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--report-only", action="store_true", help="run nothing; rebuild the tables from the runs finished so far")
     args = p.parse_args(argv)
     args.mode = "cpu" if args.cpu else "quick" if args.quick else "gpu" if args.gpu else "full"
-    budget = BUDGETS[args.mode]
+    mode = MODES[args.mode]
     for name in ("seeds", "steps", "batch_size", "problems", "valid_problems", "curve_every", "jobs"):
         if getattr(args, name) is None:
-            setattr(args, name, getattr(budget, name))
+            setattr(args, name, getattr(mode, name))
     try:
-        args.lr_factors = [float(x) for x in args.lr_factors.split(",") if x] or list(budget.lr_factors)
+        args.lr_factors = [float(x) for x in args.lr_factors.split(",") if x] or list(mode.lr_factors)
     except ValueError:
         p.error(f"--lr-factors: expected comma-separated numbers, got '{args.lr_factors}'")
     if not all(0 < f < 100 for f in args.lr_factors) or len(set(args.lr_factors)) < len(args.lr_factors):
@@ -233,12 +233,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     given = train.parse_args(shlex.split(args.train_args))   # the grid scales the learning rate train.py would use
     args.base_lr = train.INIT_LR if given.init else \
         train.PRESET_LR[given.preset or train.DEVICE_DEFAULTS["cuda" if args.gpu else "cpu"]["preset"]]
-    args.arms = [a for a in args.arms.split(",") if a] or list(budget.arms)
+    args.arms = [a for a in args.arms.split(",") if a] or list(mode.arms)
     keep = [x for x in args.decodings.split(",") if x]
     for flag, names, known in (("--arms", args.arms, ARMS), ("--decodings", keep, DECODINGS)):
         if unknown := [n for n in names if n not in known]:
             p.error(f"{flag}: unknown {', '.join(unknown)}; choose from {', '.join(known)}")
-    own = budget.decodings or {}
+    own = mode.decodings or {}
     args.decodings = {a: [x for x in own.get(a, ARMS[a].decodings) if not keep or x in keep] for a in args.arms}
     for flag, fixed in (("--train-args", TRAIN_SET), ("--sample-args", SAMPLE_SET)):
         if given := fixed & {a.split("=")[0] for a in shlex.split(getattr(args, flag[2:].replace("-", "_")))}:

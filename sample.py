@@ -276,10 +276,7 @@ def settings_check(out: Path, config: dict) -> None:
     if not path.exists():
         write_atomic(path, json.dumps(config, indent=2) + "\n")
         return
-    saved = json.loads(path.read_text()).get("settings")
-    if saved is None:
-        cli.fail(f"sample.py: {out} was written by an older sample.py that did not record its settings; "
-                         f"pass another --out, or remove that folder")
+    saved = json.loads(path.read_text()).get("settings", {})
     differ = [f"{k}: {saved.get(k)!r} there, {v!r} here" for k, v in config["settings"].items() if saved.get(k) != v]
     if differ:
         cli.fail(f"sample.py: {out} holds samples made with other settings ({'; '.join(differ)}); "
@@ -370,7 +367,7 @@ def sample(args) -> Path:
     batch_of = {p.id: b for b, chunk in mine for p in chunk}
     journal = open_journal(journal_path)
     pool = None if args.generate_only else sandbox.Pool(workers=workers, timeout=args.timeout,
-                                                        allow_weak_isolation=weak_isolation(args))
+                                                        allow_weak_isolation=allows_weak_isolation(args))
     try:
         finished = 0
         # bf16 on CUDA, as in training; CPU decodes in fp32
@@ -401,7 +398,7 @@ def sample(args) -> Path:
 # ----------------------------------------------------------------------------- the report
 
 def gather(folders: list[Path], problems: list[Problem], workers: int, timeout: float,
-           allow_weak: bool | None) -> tuple[list[list[codeplan.Candidate]], list[dict]]:
+           allow_weak: bool) -> tuple[list[list[codeplan.Candidate]], list[dict]]:
     """Every problem's candidates from the folders' journals, each problem once; candidates that were
     not run yet (--generate-only) are run now and their verdicts journaled (resumable too)."""
     found: dict[str, tuple[Path, dict]] = {}
@@ -464,9 +461,9 @@ def show(problems, ranked, k: int) -> str:
     return "\n\n".join(blocks)
 
 
-def weak_isolation(args) -> bool | None:
-    """The flag opts in; without it the sandbox's own default (CODEPLAN_SANDBOX_ALLOW_WEAK) decides."""
-    return True if args.allow_weak_isolation else None
+def allows_weak_isolation(args) -> bool:
+    """--allow-weak-isolation, or the sandbox's environment variable (CODEPLAN_SANDBOX_ALLOW_WEAK=1)."""
+    return args.allow_weak_isolation or sandbox.weak_isolation_allowed_by_env()
 
 
 def report(folders: list[Path], args) -> str:
@@ -486,7 +483,7 @@ def report(folders: list[Path], args) -> str:
     samples_per_problem = config["settings"]["samples_per_problem"]
     ks = parse_ks(args.k, samples_per_problem)
     workers = args.workers or max(1, (os.cpu_count() or 1) // 2)
-    candidates, invocations = gather(folders, problems, workers, config["settings"]["timeout"], weak_isolation(args))
+    candidates, invocations = gather(folders, problems, workers, config["settings"]["timeout"], allows_weak_isolation(args))
     metrics = codeplan.pass_at_k_report(problems, candidates, ks, args.rank_by)
 
     samples, results = [], []

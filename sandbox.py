@@ -694,7 +694,7 @@ def _worker_main(uid: int) -> None:
             results.append(_run_unit(spec, cfg))
         _send(fd_out, results)
 
-# ----------------------------------------------------------------------------- planning units (parent)
+# ----------------------------------------------------------------------------- test units (parent)
 
 
 def _defines_top_level(code: str, name: str) -> bool:
@@ -724,7 +724,7 @@ def full_program(problem, code: str) -> str:
     return code
 
 
-def _plan(problem, code: str, tests: list, timeout: float) -> tuple[list[dict], list[tuple]]:
+def _test_units(problem, code: str, tests: list, timeout: float) -> tuple[list[dict], list[tuple]]:
     """Units for the worker (no expected values in them) and, per test, (kind, index, expected):
     index is the stdio test's unit, or the test's position in the batch unit (always the last unit)."""
     code = full_program(problem, code)
@@ -765,9 +765,7 @@ ALLOW_WEAK_ENV = "CODEPLAN_SANDBOX_ALLOW_WEAK"   # "1": run programs even with i
 _warned = False
 
 
-def _weak_allowed(allow_weak_isolation: bool | None) -> bool:
-    if allow_weak_isolation is not None:
-        return allow_weak_isolation
+def weak_isolation_allowed_by_env() -> bool:
     return os.environ.get(ALLOW_WEAK_ENV, "") not in ("", "0")
 
 
@@ -830,7 +828,7 @@ class Pool:
         self.layers, self.mode = self._workers[0].layers, self._workers[0].mode
         missing = [name for name, present in self.layers.items() if not present]
         if missing:
-            self._refuse_or_warn(missing, _weak_allowed(allow_weak_isolation))
+            self._refuse_or_warn(missing, weak_isolation_allowed_by_env() if allow_weak_isolation is None else allow_weak_isolation)
         self._threads = [threading.Thread(target=self._serve, args=(w,), daemon=True) for w in self._workers]
         for t in self._threads:
             t.start()
@@ -873,7 +871,7 @@ class Pool:
         tests = problem.hidden_tests if which == "hidden" else problem.public_tests
         if not tests:
             return Verdict(False, "harness_error", [], f"problem {problem.id} has no {which} tests")
-        units, judges = _plan(problem, code, tests, timeout)
+        units, judges = _test_units(problem, code, tests, timeout)
         results = worker.run({"units": units, "memory_mb": self.memory_mb})
         return decide_verdict(judges, results, self.comparison or default_comparison(problem))
 

@@ -203,7 +203,7 @@ def main() -> None:
         sys.exit(2)
     try:
         score(args.data, args.samples, ks, args.timeout, args.workers, args.tests,
-              True if args.allow_weak_isolation else None, None if args.comparison == "auto" else args.comparison)
+              args.allow_weak_isolation or None, None if args.comparison == "auto" else args.comparison)
     except (SandboxError, DataError) as e:
         print(f"sandbox: {e}", file=sys.stderr)
         sys.exit(2)

@@ -36,7 +36,7 @@ import cli
 import data
 from journal import Journal, json_line
 from llm_client import DEFAULT_BASE_URL, AuthError, ChatClient, RequestFailed, api_key_from_env
-from problems import DataError, Problem, choose_solutions, write_atomic
+from problems import DataError, Problem, choose_solutions, split_steps, write_atomic
 
 DEFAULT_MODEL = "gpt-3.5-turbo"   # the authors' teacher, at temperature 0.2
 TEACHER_MODES = ("backward", "code-only", "forward")
@@ -98,8 +98,6 @@ def build_messages(mode: str, question: str, code: str) -> list[dict]:
 # ----------------------------------------------------------------------------- answer -> numbered plan
 
 
-NUMBERED = re.compile(r"^\s*(?:step\s*)?\d+\s*[.):]\s*(.*)$", re.IGNORECASE)
-BULLET = re.compile(r"^\s*[-*\u2022]\s+(.*)$")
 FENCE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)  # an unclosed fence runs to the end
 BLOCK_KEYWORD = re.compile(r"^(?:else|try|finally)\s*:$|^(?:elif|except|with|def|class)\b.*:$")
 CODE_NODES = (ast.Call, ast.Subscript, ast.Attribute, ast.Lambda, ast.ListComp, ast.DictComp,
@@ -138,43 +136,6 @@ class Cleaned:
     plan: str = ""
     reason: str = ""                  # why rejected or failed
     notes: list[str] = field(default_factory=list)  # what cleaning changed in an ok plan
-
-
-def split_steps(text: str) -> tuple[list[list[str]], list[str]]:
-    """Group an answer's lines into steps (each a list of lines). Numbered lines start steps;
-    bullets start steps only when nothing is numbered (otherwise they are sub-points). A line
-    without a marker continues the step above it if it follows without a blank line or is
-    indented; before the first step it is a preamble, after a blank line an epilogue: dropped."""
-    lines = [line.replace("**", "").rstrip() for line in text.splitlines()]
-    lines = [line for line in lines if not line.lstrip().startswith("#")]  # markdown headings
-    numbered = any(NUMBERED.match(line) for line in lines)
-    starts = NUMBERED if numbered else BULLET
-    if not any(starts.match(line) for line in lines):  # plain prose: one step per line or sentence
-        prose = [line.strip() for line in lines if line.strip()]
-        if len(prose) == 1:
-            prose = [s for s in re.split(r"(?<=[.!?])\s+(?=[A-Z])", prose[0]) if s]
-        return [[line] for line in prose], []
-    steps: list[list[str]] = []
-    notes: list[str] = []
-    blank = False
-    for line in lines:
-        match = starts.match(line)
-        if match:
-            steps.append([match.group(1).strip()])
-        elif not line.strip():
-            blank = True
-            continue
-        elif not steps:
-            notes.append("dropped preamble")
-        elif not blank or line[:1].isspace():
-            sub = BULLET.match(line) or NUMBERED.match(line)
-            if sub and steps[-1][-1] and not steps[-1][-1].endswith((".", ",", ":", ";", "!", "?")):
-                steps[-1][-1] += ";"  # sub-points read as a list once joined into one step
-            steps[-1].append((sub.group(1) if sub else line).strip())
-        else:
-            notes.append("dropped epilogue")
-        blank = False
-    return steps, sorted(set(notes))
 
 
 def format_steps(steps: list[str]) -> str:

@@ -40,22 +40,21 @@ import flops
 import model as model_lib
 import pretrained
 import teacher
-from ddp import close_distributed
 from cli import INTERRUPTED, NONFINITE, Parser, fail, number
 from problems import DataError, Problem, provenance, write_atomic
 from tokenizer import Tokenizer, load_tokenizer, run_tokenizer_path, tokenizer_snapshot
 
 # Defaults that depend on where the run trains: the preset, and a budget that fits there.
-# cpu: the main command trains and samples within 15 minutes on a 2-core VM (results/LOG.md, 2026-12-05).
-# cuda: small at batch 64 (~22k tokens at lambda 0.5), bf16; lr 5e-4 was the stable one of those tried
-# on an H100 (results/LOG.md, H100 measurements); 2000 steps take about 10 minutes there.
+# cpu: the main command trains and samples within 15 minutes on 2 cores (results/LOG.md, 2026-11-27 06:18,
+# the main command). cuda: reasoned from H100 runs, not swept; 2000 steps at batch 64 take about 10 minutes
+# there (results/LOG.md, 2026-11-26, first H100 runs).
 DEVICE_DEFAULTS = {
     "cpu": dict(preset="tiny", steps=400, batch_size=16, warmup=40),
     "cuda": dict(preset="small", steps=2000, batch_size=64, warmup=100),
 }
-# Peak learning rate by preset: tiny swept at the CPU budget (results/LOG.md, "Do plans help": 7e-4 of
-# 5e-4 to 1.4e-3), small measured on the H100 (above); base and large not measured: lower, as wider T5
-# models need.
+# Peak learning rate by preset: tiny swept at the CPU budget (results/LOG.md, 2026-11-27 06:18, attempt 8),
+# small the stable one of the H100 runs (results/LOG.md, 2026-11-26); base and large not measured, lower
+# as wider T5 models need.
 PRESET_LR = {"tiny": 7e-4, "small": 5e-4, "base": 3e-4, "large": 2e-4}
 # Fine-tuning pretrained weights (--init): the authors' release used 2e-5 for CodeT5-large; not swept here.
 INIT_LR = 2e-5
@@ -80,9 +79,9 @@ SHARE, RATE = number(float, 0, 1), number(float, 0, low_open=True)
 @dataclass
 class TrainConfig:
     lam: float = flag(0.5, "weight of the plan loss; 0 = plain fine-tuning, 1 = plans only", SHARE, metavar="LAMBDA")
-    # 0.9, not the paper's 0: plan sampling conditions code on a plan, so that format must be trained,
-    # and at the CPU budget a model with a plan in half or three quarters of its code inputs reads its
-    # plan less (results/LOG.md, "Do plans help"); a tenth of the code inputs keeps direct code
+    # 0.9, not the paper's 0: plan sampling conditions code on a plan, so that format must be trained; at
+    # the CPU budget a plan in 0.5 or 0.75 of the code inputs is read less (results/LOG.md, 2026-11-27 06:18,
+    # attempt 8); the other tenth keeps direct code trained
     plan_in_code: float = flag(0.9, "probability that a code example's input includes a teacher plan (ignored when "
                                     "lambda is 0)", SHARE)
     data: str = flag("synthetic", "training data, NAME or NAME:PATH (synthetic, apps, mbpp, humaneval)")
@@ -383,244 +382,236 @@ def final_pass1(raw_model, tokenizer, problems, cfg: TrainConfig) -> dict:
     return result
 
 
-# ----------------------------------------------------------------------------- the run and its loop
+# ----------------------------------------------------------------------------- the run
 
 TASKS = ("code", "plan")
 WORK = ("code_examples", "code_with_plan", "plan_examples", "tokens", "flops")
 
 
-def new_window() -> dict:
-    """What the steps since the last log line did; log_step averages it and starts a new one."""
-    return {"tokens": 0, "flops": 0.0, "time": time.time(), "code": [], "plan": [], "skipped": 0}
-
-
-@dataclass
-class Run:
-    """One run as it trains: setup_run builds it, and each step of train() reads and advances it."""
-    cfg: TrainConfig                 # the resolved flags, as config.json records them
-    device: torch.device
-    rank: int
-    world: int
-    run_dir: Path
-    provenance: dict                 # the commit (and dirty flag) in config.json and summary.json
-    tokenizer: Tokenizer
-    valid_ex: list[codeplan.Example]
-    valid_problems: list[Problem]
-    raw_model: model_lib.CodePlanModel
-    loss_module: torch.nn.Module     # L = (1 - lambda) L_code + lambda L_plan around the (compiled, DDP) model
-    optimizer: torch.optim.AdamW
-    scaler: torch.amp.GradScaler     # only enabled under fp16
-    autocast: contextlib.AbstractContextManager
-    batches: batching.Prefetcher
-    step: int                        # optimizer steps applied; skipped steps do not count
-    best: float                      # the best valid code loss, saved as best.pt
-    # what summary.json reports over the whole run, resumes included; skipped steps (non-finite) apply no
-    # update and count no examples, but their FLOPs were spent
-    progress: dict
-    end: int                         # where this invocation stops: --steps, or --stop-after
-    interrupted: threading.Event     # set by Ctrl-C
-    previous_handler: object         # the SIGINT handler to give back at the end
-    in_a_row: int = 0                # non-finite steps in a row; --max-nonfinite-steps of them stop the run
-    last_saved: int | None = None    # step of last.pt, named when a diverged run stops
-    truncated: dict = field(default_factory=dict)
-    window: dict = field(default_factory=new_window)
-    seconds_before: float = 0.0      # train_seconds of the runs this one resumes
-    loop_start: float = 0.0          # set as the loop begins: train_seconds counts from here
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0   # rank 0 alone logs, evaluates and writes files
-
-    @property
-    def last_path(self) -> Path:
-        return self.run_dir / "last.pt"
-
-    @property
-    def metrics_path(self) -> Path:
-        return self.run_dir / "metrics.jsonl"
-
-
 def train(cfg: TrainConfig) -> dict:
-    """Train to --steps (or --stop-after), stopping early on Ctrl-C or on too many non-finite steps in
-    a row; returns what summary.json holds."""
-    run = setup_run(cfg)
+    """Train to --steps (or --stop-after), stopping early on Ctrl-C or after --max-nonfinite-steps
+    non-finite steps in a row; returns what summary.json holds."""
+    cfg, device, rank, world, run_dir, code_version = open_run(cfg)
+    is_main = rank == 0   # rank 0 alone logs, evaluates and writes files
+    tokenizer, train_ex, valid_ex, valid_problems = prepare(cfg, run_dir, is_main)
+    model = build_model(cfg, tokenizer, device)
+    optimizer = build_optimizer(model, cfg, device)
+    amp, autocast = autocast_for(cfg, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")   # bf16 and fp32 need no loss scaling
+    # what summary.json reports over the whole run, resumes included; a skipped (non-finite) step applies
+    # no update and counts no examples, but its FLOPs were spent
+    progress = {"skipped_steps": 0, "code_examples_seen": 0, "code_with_plan_seen": 0, "plan_examples_seen": 0,
+                "train_flops": 0.0, "train_seconds": 0.0}
+    step, best = restore(run_dir, model, optimizer, scaler, progress, device, is_main) if cfg.resume else (0, float("inf"))
+    if is_main:
+        log(f"{len(train_ex)} train / {len(valid_ex)} valid examples | preset {cfg.preset or f'from {cfg.init}'}, "
+            f"{model.num_parameters() / 1e6:.1f}M parameters | vocab {tokenizer.vocab_size} | {device}, amp {amp}, world {world}")
+    loss_fn = codeplan.MultiTaskLoss(torch.compile(model) if cfg.compile else model, cfg.lam)
+    if world > 1:   # the plan head gets no gradient at lambda 0 (and the code path none at lambda 1)
+        loss_fn = torch.nn.parallel.DistributedDataParallel(loss_fn, find_unused_parameters=True)
+    tokens = batching.TokenCache(tokenizer, tokenizer_path(cfg, run_dir), codeplan.training_texts(train_ex))
+    orders = {}   # the batch order of the current epoch
+    # the next steps' batches are built in a background thread while this one trains
+    batches = batching.Prefetcher(lambda s: step_batches(s, train_ex, tokens, cfg, orders, rank, world), tokenizer.pad_id, device)
+    # Ctrl-C ends the step under way, saves last.pt and exits 130: the run resumes exactly from there
+    interrupted = threading.Event()
+    previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
+    end = min(cfg.steps, cfg.stop_after or cfg.steps)   # where this invocation stops
+    truncated, window, in_a_row, last_saved = {}, new_window(), 0, step if cfg.resume else None
+    seconds_before, loop_start = progress["train_seconds"], time.time()
+
+    def save(path: Path) -> None:
+        progress["train_seconds"] = seconds_before + time.time() - loop_start
+        save_checkpoint(path, model, optimizer, scaler, step, best, cfg, progress, tokenizer_path(cfg, run_dir))
+
+    model.train()
     stop = diverged = False
-    while run.step < run.end and not stop:
-        applied, lr, grad_norm = optimizer_step(run)   # False: skipped, nothing changed
-        diverged = run.in_a_row >= run.cfg.max_nonfinite_steps
+    while step < end and not stop:
+        lr = lr_at(step, cfg)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        # skipped steps move the data on too, so that a batch that gave a non-finite loss is not drawn again
+        micro_batches, cut = batches.get(step + progress["skipped_steps"])
+        with_plan = cut.pop("code_with_plan", 0)   # code inputs that hold a plan; the rest of cut counts truncations
+        losses, work = {task: [] for task in TASKS}, dict.fromkeys(WORK, 0.0)
+        for i, (pairs, batch) in enumerate(micro_batches):
+            # DDP averages the gradients over the ranks once per optimizer step, on the last micro-batch
+            sync = world == 1 or i == len(micro_batches) - 1
+            with (contextlib.nullcontext() if sync else loss_fn.no_sync()), autocast:
+                loss, parts = loss_fn(batch)   # both heads: (1 - lambda) * L_code + lambda * L_plan
+                scaler.scale(loss / cfg.grad_accum).backward()
+            # the losses and the work of the global batch (all ranks), not of this rank's shard
+            work_here = {**flops.batch_work(pairs, model.config), "code_with_plan": with_plan if i == 0 else 0}
+            parts, done = ddp.global_batch(parts, work_here, TASKS, world, device)
+            for task, value in parts.items():
+                losses[task].append(value)
+            for k, v in done.items():
+                work[k] += v
+        # every rank decides alike: the losses are global-batch means, the gradient norm is of the averaged gradients
+        finite = all(math.isfinite(v) for values in losses.values() for v in values)
+        grad_norm = float("nan")
+        if finite:
+            scaler.unscale_(optimizer)
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip if cfg.clip > 0 else float("inf")))
+        # under fp16 an overflowing gradient is the GradScaler's to handle: it skips that step and lowers its scale
+        applied = finite and (math.isfinite(grad_norm) or scaler.is_enabled())
+        if applied:
+            scaler.step(optimizer)
+            scaler.update()
+            step += 1
+        optimizer.zero_grad(set_to_none=True)
+
+        # the step's accounting: counts, the log window, the non-finite streak
+        truncated.update({k: truncated.get(k, 0) + v for k, v in cut.items()})
+        progress["train_flops"] += work["flops"]
+        window["tokens"] += work["tokens"]
+        window["flops"] += work["flops"]
+        if applied:
+            in_a_row = 0
+            progress["code_examples_seen"] += int(work["code_examples"])
+            progress["code_with_plan_seen"] += int(work["code_with_plan"])
+            progress["plan_examples_seen"] += int(work["plan_examples"])
+            for task in TASKS:
+                window[task] += losses[task]
+        else:   # nothing was applied: the weights, the optimizer, the schedule and the GradScaler are as they were
+            in_a_row += 1
+            progress["skipped_steps"] += 1
+            window["skipped"] += 1
+            if is_main:
+                what = ("loss " + " ".join(f"{t} {sum(v) / len(v):.4g}" for t, v in losses.items() if v)) if not finite else f"gradient norm {grad_norm}"
+                log(f"step {step + 1}: non-finite {what}: skipped ({in_a_row} in a row, {progress['skipped_steps']} in the run)")
+        diverged = in_a_row >= cfg.max_nonfinite_steps
         # every rank stops after the same step, or one would wait forever in the next all-reduce
-        stop = ddp.any_rank(run.interrupted.is_set() or diverged, run.device)
-        if run.is_main:
-            if applied:
-                log_step(run, lr, grad_norm)
-            evaluate_and_save(run, applied, stop, diverged)   # also on a skipped step that stops the run: last.pt
-    return finish_run(run, stop, diverged)
+        stop = ddp.any_rank(interrupted.is_set() or diverged, device)
+        if not is_main:
+            continue
+        if applied and (step % cfg.log_interval == 0 or step == end):
+            log_window(run_dir, cfg, step, end, lr, grad_norm, window, device, world)
+            window = new_window()
+        if applied and (step % cfg.eval_interval == 0 or step == cfg.steps):
+            valid = valid_losses(model, tokenizer, valid_ex, cfg, device, autocast)
+            append_metrics(run_dir, {"step": step, **valid})
+            log(f"step {step} | " + " ".join(f"{k} {v:.4f}" for k, v in valid.items()))
+            if valid.get("valid_code", float("inf")) < best:
+                best = valid["valid_code"]
+                save(run_dir / "best.pt")
+        if applied and cfg.save_every and step % cfg.save_every == 0:
+            save(run_dir / f"step-{step}.pt")
+        # a run stopped on non-finite steps keeps its last good checkpoint: nothing after it is saved
+        if not diverged and (stop or applied and (step % cfg.save_interval == 0 or step == end)):
+            save(run_dir / "last.pt")
+            last_saved = step
+
+    batches.close()
+    progress["train_seconds"] = seconds_before + time.time() - loop_start
+    signal.signal(signal.SIGINT, previous_handler)   # a caller in the same process gets Ctrl-C back
+    ddp.close_distributed()
+    summary = {"step": step, "best_valid_code": best if best < float("inf") else None,   # JSON has no Infinity
+               "truncated": truncated, "optimizer_steps": step, **progress, **code_version}
+    if diverged:
+        summary["stopped_nonfinite"] = True
+        if is_main:
+            kept = f"the last good checkpoint is {run_dir / 'last.pt'} (step {last_saved})" if last_saved is not None else "no checkpoint was saved"
+            log(f"stopped: {in_a_row} steps in a row had a non-finite loss or gradient norm; {kept}. "
+                f"Try a lower --lr (this run: {cfg.lr:g}) or --amp off")
+    elif stop:
+        summary["interrupted"] = True
+        if is_main:
+            log(f"interrupted: saved {run_dir / 'last.pt'} at step {step}; continue with --name {cfg.name} --resume")
+    elif is_main and step == cfg.steps and cfg.pass1_limit >= 0:
+        summary.update(final_pass1(model, tokenizer, valid_problems, cfg))
+        per_difficulty = " ".join(f"{k.removeprefix('valid_pass1_')} {v:.3f}" for k, v in summary.items() if k.startswith("valid_pass1_"))
+        log(f"final greedy pass@1 on {summary['valid_problems']} valid problems (direct code): {summary['valid_pass1']:.3f} | {per_difficulty}")
+    if is_main:
+        if truncated:
+            log(f"truncated examples: {truncated}")
+        write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
 
 
-def setup_run(cfg: TrainConfig) -> Run:
-    """The run folder, data, model, optimizer and batches; with --resume, everything as last.pt left it."""
+def open_run(cfg: TrainConfig) -> tuple[TrainConfig, torch.device, int, int, Path, dict]:
+    """The resolved flags (with --resume, the run's own), the device, rank and world size, and the run
+    folder with its config.json; every generator seeded."""
     adopted = {}
     if cfg.resume:
         cfg, adopted = resume_config(cfg, Path(cfg.out) / cfg.name)
     device, rank, world = ddp.setup_device(cfg.device)
     cfg = resolve_defaults(cfg, device)
-    is_main = rank == 0
-    if is_main and adopted:
+    if rank == 0 and adopted:
         log("--resume: taken from the saved run: " + " ".join(f"{flag_name(k)} {v:g}" if isinstance(v, float) else f"{flag_name(k)} {v}"
                                                               for k, v in adopted.items()))
     check_batch_split(cfg.batch_size, cfg.grad_accum, world, lambda message: fail(f"train.py: {message}"))
     run_dir = Path(cfg.out) / cfg.name
-    code_version = provenance()
-    if is_main:
-        open_run_dir(cfg, run_dir, {"device": str(device), "world_size": world, **code_version})
+    code_version = provenance()   # the commit (and dirty flag), in config.json and summary.json
+    if rank == 0:
+        if run_dir.exists() and not cfg.resume and ((run_dir / "last.pt").exists() or (run_dir / "metrics.jsonl").exists()):
+            fail(f"train.py: {run_dir} already holds a run; pass --resume to continue it or --name for a new one")
+        if cfg.resume and not (run_dir / "last.pt").exists():
+            fail(f"train.py: --resume: no checkpoint at {run_dir / 'last.pt'}")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(run_dir / "config.json", json.dumps({**asdict(cfg), "device": str(device), "world_size": world,
+                                                          **code_version}, indent=2) + "\n")
     ddp.barrier()
-
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    tokenizer, train_ex, valid_ex, valid_problems = prepare(cfg, run_dir, is_main)
-    raw_model = build_model(cfg, tokenizer, device)
-    optimizer = build_optimizer(raw_model, cfg, device)
-    amp, autocast = autocast_for(cfg, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
-    step, best = 0, float("inf")
-    progress = {"skipped_steps": 0, "code_examples_seen": 0, "code_with_plan_seen": 0, "plan_examples_seen": 0, "train_flops": 0.0, "train_seconds": 0.0}
-    if cfg.resume:
-        state = checkpoint.load(run_dir / "last.pt", device)
-        raw_model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        step, best = state["step"], state["best_valid_code"]
-        progress.update(state["progress"])
-        checkpoint.restore_rng(state["rng"])
-        if is_main:
-            log(f"resumed {run_dir / 'last.pt'} at step {step}")
-    if is_main:
-        log(f"{len(train_ex)} train / {len(valid_ex)} valid examples | preset {cfg.preset or f'from {cfg.init}'}, "
-            f"{raw_model.num_parameters() / 1e6:.1f}M parameters | vocab {tokenizer.vocab_size} | {device}, amp {amp}, world {world}")
-    loss_module = codeplan.MultiTaskLoss(torch.compile(raw_model) if cfg.compile else raw_model, cfg.lam)
-    if world > 1:
-        # the plan head gets no gradient at lambda 0 (and the code path none at lambda 1)
-        loss_module = torch.nn.parallel.DistributedDataParallel(loss_module, find_unused_parameters=True)
-    metrics_path = run_dir / "metrics.jsonl"
-    if is_main and cfg.resume and metrics_path.exists():
-        # drop lines a killed run logged after its last checkpoint, so the log reads as one run
-        kept = [l for l in metrics_path.read_text().splitlines() if l.strip() and json.loads(l)["step"] <= step]
-        write_atomic(metrics_path, "".join(l + "\n" for l in kept))
-    # Ctrl-C ends the step under way, saves last.pt and exits 130: the run resumes exactly from there
-    interrupted = threading.Event()
-    previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
-
-    cache = {}
-    tokens = batching.TokenCache(tokenizer, tokenizer_path(cfg, run_dir), codeplan.training_texts(train_ex))
-    # the next steps' batches are built in a background thread while this one trains
-    batches = batching.Prefetcher(lambda s: step_batches(s, train_ex, tokens, cfg, cache, rank, world), tokenizer.pad_id, device)
-    run = Run(cfg, device, rank, world, run_dir, code_version, tokenizer, valid_ex, valid_problems, raw_model, loss_module,
-              optimizer, scaler, autocast, batches, step, best, progress, end=min(cfg.steps, cfg.stop_after or cfg.steps),
-              interrupted=interrupted, previous_handler=previous_handler, last_saved=step if cfg.resume else None,
-              seconds_before=progress["train_seconds"])
-    raw_model.train()
-    run.loop_start = time.time()
-    return run
-
-
-def open_run_dir(cfg: TrainConfig, run_dir: Path, context: dict) -> None:
-    """A new run gets a folder of its own (never another run's) and its config.json; --resume needs last.pt."""
-    if run_dir.exists() and not cfg.resume and ((run_dir / "last.pt").exists() or (run_dir / "metrics.jsonl").exists()):
-        fail(f"train.py: {run_dir} already holds a run; pass --resume to continue it or --name for a new one")
-    if cfg.resume and not (run_dir / "last.pt").exists():
-        fail(f"train.py: --resume: no checkpoint at {run_dir / 'last.pt'}")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(run_dir / "config.json", json.dumps({**asdict(cfg), **context}, indent=2) + "\n")
+    return cfg, device, rank, world, run_dir, code_version
 
 
 def build_model(cfg: TrainConfig, tokenizer, device: torch.device) -> model_lib.CodePlanModel:
     if cfg.init:
-        raw_model = pretrained.init_model(cfg.init, tokenizer, cfg.dropout).to(device)
+        model = pretrained.init_model(cfg.init, tokenizer, cfg.dropout).to(device)
     else:
         mconf = model_lib.ModelConfig.preset(cfg.preset, vocab_size=tokenizer.vocab_size, dropout=cfg.dropout,
                                              pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id)
-        raw_model = model_lib.CodePlanModel(mconf).to(device)
-    raw_model.gradient_checkpointing(cfg.grad_checkpoint)
-    return raw_model
+        model = model_lib.CodePlanModel(mconf).to(device)
+    model.gradient_checkpointing(cfg.grad_checkpoint)
+    return model
 
 
-def optimizer_step(run: Run) -> tuple[bool, float, float]:
-    """One optimizer step on the global batch of step run.step. Returns whether it was applied (a
-    non-finite loss or gradient norm skips it), its learning rate and its gradient norm."""
-    cfg = run.cfg
-    lr = lr_at(run.step, cfg)
-    for group in run.optimizer.param_groups:
-        group["lr"] = lr
-    # skipped steps move the data on too, so that a batch that gave a non-finite loss is not drawn again
-    micro, cut = run.batches.get(run.step + run.progress["skipped_steps"])
-    with_plan = cut.pop("code_with_plan", 0)   # code inputs that hold a plan; the rest of cut counts truncations
-    run.truncated.update({k: run.truncated.get(k, 0) + v for k, v in cut.items()})
-    losses, work = accumulate_gradients(run, micro, with_plan)
-    # every rank decides alike: the losses are global-batch means, the gradient norm is of the averaged gradients
-    finite = all(math.isfinite(v) for values in losses.values() for v in values)
-    grad_norm = float("nan")
-    if finite:
-        run.scaler.unscale_(run.optimizer)
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(run.raw_model.parameters(), cfg.clip if cfg.clip > 0 else float("inf")))
-    # under fp16 an overflowing gradient is the GradScaler's to handle: it skips that step and lowers its scale
-    applied = finite and (math.isfinite(grad_norm) or run.scaler.is_enabled())
-    if applied:
-        run.scaler.step(run.optimizer)
-        run.scaler.update()
-        run.step += 1
-        run.in_a_row = 0
-        run.progress["code_examples_seen"] += int(work["code_examples"])
-        run.progress["code_with_plan_seen"] += int(work["code_with_plan"])
-        run.progress["plan_examples_seen"] += int(work["plan_examples"])
-        for task in TASKS:
-            run.window[task] += losses[task]
-    else:
-        # nothing is applied: the weights, the optimizer, the learning-rate schedule and the GradScaler stay as they were
-        run.progress["skipped_steps"] += 1
-        run.window["skipped"] += 1
-        run.in_a_row += 1
-        if run.is_main:
-            what = ("loss " + " ".join(f"{t} {sum(v) / len(v):.4g}" for t, v in losses.items() if v)) if not finite else f"gradient norm {grad_norm}"
-            log(f"step {run.step + 1}: non-finite {what}: skipped ({run.in_a_row} in a row, {run.progress['skipped_steps']} in the run)")
-    run.optimizer.zero_grad(set_to_none=True)
-    run.progress["train_flops"] += work["flops"]
-    run.window["tokens"] += work["tokens"]
-    run.window["flops"] += work["flops"]
-    return applied, lr, grad_norm
+def save_checkpoint(path: Path, model, optimizer, scaler, step: int, best: float, cfg: TrainConfig, progress: dict,
+                    tokenizer_file: Path) -> None:
+    """All that a resumed run continues from, the random generators included, so resume is exact."""
+    checkpoint.save(path, {
+        "model": model.state_dict(), "model_config": asdict(model.config),
+        "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+        "step": step, "best_valid_code": best, "config": asdict(cfg), "progress": progress,
+        "tokenizer": tokenizer_snapshot(tokenizer_file), "rng": checkpoint.rng_state(),
+    })
 
 
-def accumulate_gradients(run: Run, micro: list, with_plan: int) -> tuple[dict[str, list[float]], dict]:
-    """Forward and backward over this rank's micro-batches, gradients summed; returns each task's
-    global-batch loss per micro-batch and the work of the global batch (with_plan: this rank's code
-    inputs that hold a plan, summed over the ranks with the rest)."""
-    losses, work = {task: [] for task in TASKS}, dict.fromkeys(WORK, 0.0)
-    for i, (pairs, batch) in enumerate(micro):
-        # DDP averages gradients over the ranks once per optimizer step, on its last micro-batch
-        sync = run.world == 1 or i == len(micro) - 1
-        with (contextlib.nullcontext() if sync else run.loss_module.no_sync()), run.autocast:
-            loss, parts = run.loss_module(batch)
-            run.scaler.scale(loss / run.cfg.grad_accum).backward()
-        work_here = {**flops.batch_work(pairs, run.raw_model.config), "code_with_plan": with_plan if i == 0 else 0}
-        parts, done = ddp.global_batch(parts, work_here, TASKS, run.world, run.device)
-        for task, value in parts.items():
-            losses[task].append(value)
-        for k, v in done.items():
-            work[k] += v
-    return losses, work
+def restore(run_dir: Path, model, optimizer, scaler, progress: dict, device, is_main: bool) -> tuple[int, float]:
+    """Everything as last.pt left it; returns its step and best valid code loss. metrics.jsonl loses the
+    lines a killed run logged after that checkpoint, so the log reads as one run."""
+    state = checkpoint.load(run_dir / "last.pt", device)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scaler.load_state_dict(state["scaler"])
+    progress.update(state["progress"])
+    checkpoint.restore_rng(state["rng"])
+    metrics = run_dir / "metrics.jsonl"
+    if is_main:
+        log(f"resumed {run_dir / 'last.pt'} at step {state['step']}")
+        if metrics.exists():
+            kept = [l for l in metrics.read_text().splitlines() if l.strip() and json.loads(l)["step"] <= state["step"]]
+            write_atomic(metrics, "".join(l + "\n" for l in kept))
+    return state["step"], state["best_valid_code"]
 
 
-def append_metrics(run: Run, record: dict) -> None:
-    with open(run.metrics_path, "a") as f:
+def new_window() -> dict:
+    """What the steps since the last log line did; log_window averages it."""
+    return {"tokens": 0, "flops": 0.0, "time": time.time(), "code": [], "plan": [], "skipped": 0}
+
+
+def append_metrics(run_dir: Path, record: dict) -> None:
+    with open(run_dir / "metrics.jsonl", "a") as f:
         f.write(json.dumps(record) + "\n")
 
 
-def log_step(run: Run, lr: float, grad_norm: float) -> None:
-    """Every --log-interval steps, one log line and metrics.jsonl record for the steps since the last
-    one. Only the losses of trained tasks appear: no plan loss at lambda 0, no code loss at lambda 1."""
-    cfg, step, window = run.cfg, run.step, run.window
-    if step % cfg.log_interval and step != run.end:
-        return
+def log_window(run_dir: Path, cfg: TrainConfig, step: int, end: int, lr: float, grad_norm: float, window: dict,
+               device, world: int) -> None:
+    """One log line and metrics.jsonl record for the steps since the last one. Only the losses of
+    trained tasks appear: no plan loss at lambda 0, no code loss at lambda 1."""
     elapsed = time.time() - window["time"]
     rec = {"step": step, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": window["tokens"] / elapsed}
     for task in TASKS:
@@ -629,78 +620,16 @@ def log_step(run: Run, lr: float, grad_norm: float) -> None:
     rec["loss"] = (1 - cfg.lam) * rec.get("loss_code", 0.0) + cfg.lam * rec.get("loss_plan", 0.0)
     if window["skipped"]:
         rec["skipped_steps"] = window["skipped"]
-    peak = flops.peak_flops(run.device)
+    peak = flops.peak_flops(device)
     if peak:
-        rec["mfu"] = window["flops"] / elapsed / (run.world * peak)   # window FLOPs are summed over the ranks
+        rec["mfu"] = window["flops"] / elapsed / (world * peak)   # window FLOPs are summed over the ranks
     steps_per_s = (step % cfg.log_interval or cfg.log_interval) / elapsed
-    rec["eta_s"] = (run.end - step) / steps_per_s
-    append_metrics(run, rec)
+    rec["eta_s"] = (end - step) / steps_per_s
+    append_metrics(run_dir, rec)
     losses = " ".join(f"L_{t} {rec[f'loss_{t}']:.4f}" for t in TASKS if f"loss_{t}" in rec)
     log(f"step {step}/{cfg.steps} | {losses} total {rec['loss']:.4f} | lr {lr:.2e} | gnorm {grad_norm:.2f} | "
         f"{rec['tokens_per_s'] / 1e3:.1f}k tok/s" + (f" | MFU {rec['mfu']:.1%}" if "mfu" in rec else "")
         + (f" | skipped {window['skipped']}" if window["skipped"] else "") + f" | ETA {rec['eta_s'] / 60:.1f} min")
-    run.window = new_window()
-
-
-def evaluate_and_save(run: Run, applied: bool, stop: bool, diverged: bool) -> None:
-    """Valid losses and best.pt every --eval-interval steps, step-N.pt every --save-every, last.pt
-    every --save-interval and when the run stops; rank 0 only."""
-    cfg, step = run.cfg, run.step
-    if applied and (step % cfg.eval_interval == 0 or step == cfg.steps):
-        vl = valid_losses(run.raw_model, run.tokenizer, run.valid_ex, cfg, run.device, run.autocast)
-        append_metrics(run, {"step": step, **vl})
-        log(f"step {step} | " + " ".join(f"{k} {v:.4f}" for k, v in vl.items()))
-        if vl.get("valid_code", float("inf")) < run.best:
-            run.best = vl["valid_code"]
-            save_checkpoint(run, run.run_dir / "best.pt")
-    if applied and cfg.save_every and step % cfg.save_every == 0:
-        save_checkpoint(run, run.run_dir / f"step-{step}.pt")
-    # a run stopped on non-finite steps keeps its last good checkpoint: nothing after it is saved
-    if not diverged and (stop or applied and (step % cfg.save_interval == 0 or step == run.end)):
-        save_checkpoint(run, run.last_path)
-        run.last_saved = step
-
-
-def save_checkpoint(run: Run, path: Path) -> None:
-    """All that a resumed run continues from, the random generators included, so resume is exact."""
-    run.progress["train_seconds"] = run.seconds_before + time.time() - run.loop_start
-    checkpoint.save(path, {
-        "model": run.raw_model.state_dict(), "model_config": asdict(run.raw_model.config),
-        "optimizer": run.optimizer.state_dict(), "scaler": run.scaler.state_dict(),
-        "step": run.step, "best_valid_code": run.best, "config": asdict(run.cfg), "progress": run.progress,
-        "tokenizer": tokenizer_snapshot(tokenizer_path(run.cfg, run.run_dir)), "rng": checkpoint.rng_state(),
-    })
-
-
-def finish_run(run: Run, stop: bool, diverged: bool) -> dict:
-    """Release the batches, Ctrl-C and the process group; on a finished run, the final greedy pass@1;
-    then summary.json (rank 0), which is also returned."""
-    run.batches.close()
-    run.progress["train_seconds"] = run.seconds_before + time.time() - run.loop_start
-    signal.signal(signal.SIGINT, run.previous_handler)   # a caller in the same process gets Ctrl-C back
-    close_distributed()
-    cfg, step, is_main = run.cfg, run.step, run.is_main
-    summary = {"step": step, "best_valid_code": run.best if run.best < float("inf") else None, "truncated": run.truncated,   # JSON has no Infinity
-               "optimizer_steps": step, **run.progress, **run.provenance}
-    if diverged:
-        if is_main:
-            kept = f"the last good checkpoint is {run.last_path} (step {run.last_saved})" if run.last_saved is not None else "no checkpoint was saved"
-            log(f"stopped: {run.in_a_row} steps in a row had a non-finite loss or gradient norm; {kept}. "
-                f"Try a lower --lr (this run: {cfg.lr:g}) or --amp off")
-        summary["stopped_nonfinite"] = True
-    elif stop:
-        if is_main:
-            log(f"interrupted: saved {run.last_path} at step {step}; continue with --name {cfg.name} --resume")
-        summary["interrupted"] = True
-    elif is_main and step == cfg.steps and cfg.pass1_limit >= 0:
-        summary.update(final_pass1(run.raw_model, run.tokenizer, run.valid_problems, cfg))
-        per_difficulty = " ".join(f"{k.removeprefix('valid_pass1_')} {v:.3f}" for k, v in summary.items() if k.startswith("valid_pass1_"))
-        log(f"final greedy pass@1 on {summary['valid_problems']} valid problems (direct code): {summary['valid_pass1']:.3f} | {per_difficulty}")
-    if is_main:
-        if run.truncated:
-            log(f"truncated examples: {run.truncated}")
-        write_atomic(run.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-    return summary
 
 
 def main(argv=None) -> None:
@@ -710,7 +639,7 @@ def main(argv=None) -> None:
     except (DataError, teacher.TeacherError, model_lib.CheckpointError) as e:
         fail(f"train.py: {e}")
     finally:
-        close_distributed(clean=False)   # after an error; a finished run has closed it already
+        ddp.close_distributed(clean=False)   # after an error; a finished run has closed it already
     if summary.get("stopped_nonfinite"):
         sys.exit(NONFINITE)
     if summary.get("interrupted"):

@@ -18,7 +18,6 @@ import codeplan  # noqa: E402
 import data  # noqa: E402
 import model  # noqa: E402
 import sample  # noqa: E402
-import sandbox  # noqa: E402
 import score  # noqa: E402
 import teacher  # noqa: E402
 import train  # noqa: E402
@@ -234,11 +233,11 @@ def test_a_folder_made_with_other_settings_is_refused(checkpoint, tmp_path, caps
     assert table(again) == table(printed)
     assert (out / "samples.jsonl").read_text() == before
     assert len(journal_problems(out / "journal.jsonl")) == 3
-    # a folder from before sample.py recorded its settings
-    (tmp_path / "old").mkdir()
-    (tmp_path / "old" / "config.json").write_text(json.dumps({"n": 0}))
-    with pytest.raises(SystemExit, match="older sample.py"):
-        run_sample(checkpoint, tmp_path / "old", capsys, "--n", "0")
+    # a folder whose config.json records no settings is another program's: refused
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "config.json").write_text(json.dumps({"n": 0}))
+    with pytest.raises(SystemExit, match="other settings"):
+        run_sample(checkpoint, tmp_path / "other", capsys, "--n", "0")
 
 
 @pytest.mark.parametrize("k, message", [("0", "integers >= 1"), ("3", "between 1 and 2"), ("1,x", "integers"),

@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 import checkpoint  # noqa: E402
 import codeplan  # noqa: E402
 import data  # noqa: E402
+import flops  # noqa: E402
 import model  # noqa: E402
 import sample  # noqa: E402
 import train  # noqa: E402
@@ -523,7 +524,7 @@ def test_ddp_ctrl_c_stops_every_rank_after_the_same_step_and_saves(spec, tmp_pat
 
 def test_ddp_runs_end_cleanly_every_time(spec, tmp_path, wrapper):
     # A finished two-rank run used to fail now and then: rank 1 left right after its last collective and
-    # aborted at exit ("terminate called without an active exception", see train.close_distributed).
+    # aborted at exit ("terminate called without an active exception", see ddp.close_distributed).
     # Rank 0 evaluates and saves after the last step, so rank 1 reaches the end first in every run.
     for i in range(3):
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--nnodes=1", f"--master_port={free_port()}",
