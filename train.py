@@ -167,10 +167,10 @@ def device_kind(device: str) -> str:
     return "cuda" if device.startswith("cuda") else "cpu"
 
 
-def check_batch_split(batch_size: int, grad_accum: int, world: int, fail, note: str = "") -> None:
+def check_batch_split(batch_size: int, grad_accum: int, world: int, refuse, note: str = "") -> None:
     """The global batch splits evenly over the ranks and each rank's accumulation steps."""
     if batch_size % (world * grad_accum):
-        fail(f"--batch-size {batch_size}{note} must divide by world size x --grad-accum = {world} x {grad_accum}")
+        refuse(f"--batch-size {batch_size}{note} must divide by world size x --grad-accum = {world} x {grad_accum}")
 
 
 def resolve_defaults(cfg: TrainConfig, device: torch.device) -> TrainConfig:
