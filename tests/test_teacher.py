@@ -378,7 +378,7 @@ def test_synthetic_default_writes_reference_plans_offline(tmp_path):
         pytest.skip("data.load_problems is not written yet")
     env = {**os.environ, "CODEPLAN_DATA": str(tmp_path / "cache"), "CODEPLAN_BASE_URL": "http://127.0.0.1:9"}
     done = subprocess.run([sys.executable, str(ROOT / "teacher.py"), "--data", "synthetic", "--limit", "50"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)   # generates the benchmark
     assert done.returncode == 0, done.stderr
     for split in ("train", "valid"):
         plans = teacher.read_plans(str(tmp_path / "plans" / f"synthetic-{split}-reference.jsonl"))
