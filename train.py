@@ -21,6 +21,7 @@ import json
 import math
 import os
 import random
+import shutil
 import signal
 import sys
 import threading
@@ -40,7 +41,7 @@ import flops
 import model as model_lib
 import pretrained
 import teacher
-from cli import INTERRUPTED, NONFINITE, Parser, fail, number
+from cli import INTERRUPTED, NONFINITE, Parser, fail, interrupted, number
 from problems import DataError, Problem, provenance, write_atomic
 from tokenizer import Tokenizer, load_tokenizer, run_tokenizer_path, tokenizer_snapshot
 
@@ -152,6 +153,11 @@ def parse_args(argv=None) -> TrainConfig:
         p.error("--init takes the model's shape from its folder: leave out --preset")
     if cfg.init and cfg.tokenizer:
         p.error("--init brings the folder's own tokenizer: leave out --tokenizer")
+    if cfg.init:
+        try:
+            pretrained.check_folder(cfg.init)
+        except DataError as e:
+            p.error(str(e))
     world = int(os.environ.get("WORLD_SIZE", "1"))   # torchrun sets it before the process starts
     kind = device_kind(cfg.device)
     if not cfg.resume:   # a resumed run keeps its saved batch, checked when the run began
@@ -195,6 +201,11 @@ def load_plans(cfg: TrainConfig, problems: list[Problem], run_dir: Path, is_main
         return {}
     path = Path(cfg.plans)
     if cfg.plans == "reference":
+        unplanned = [p.id for p in problems if not p.reference_plan]
+        if unplanned:   # only the synthetic benchmark comes with plans
+            raise DataError(f"--data {cfg.data}: {len(unplanned)} of {len(problems)} train problems have no reference plan "
+                            f"(e.g. {unplanned[0]}): pass --plans FILE (python teacher.py --data {cfg.data} writes "
+                            f"one) or --lambda 0 to train without plans")
         path = run_dir / "plans.jsonl"
         if is_main and not path.exists():
             teacher.write_reference_plans(problems, path, "train")
@@ -315,10 +326,11 @@ def valid_losses(model, tokenizer, valid, cfg: TrainConfig, device, autocast) ->
 
 # ----------------------------------------------------------------------------- resume and schedule
 
-# the flags that define a run; the others (--stop-after, intervals, --device, ...) may change on resume
+# the flags that define a run and what is evaluated; the others (--stop-after, intervals, --device, ...)
+# may change on resume
 RUN_FIELDS = ("lam", "plan_in_code", "data", "plans", "solutions", "preset", "init", "vocab_size", "steps", "batch_size",
               "grad_accum", "lr", "min_lr_ratio", "warmup", "weight_decay", "clip", "dropout", "max_source_len",
-              "max_target_len", "amp", "seed")
+              "max_target_len", "amp", "seed", "eval_examples", "pass1_limit")
 
 
 def resume_config(cfg: TrainConfig, run_dir: Path) -> tuple[TrainConfig, dict]:
@@ -369,9 +381,17 @@ def final_pass1(raw_model, tokenizer, problems, cfg: TrainConfig) -> dict:
         problems = problems[: cfg.pass1_limit]
     raw_model.eval()
     sources = [codeplan.code_source(p) for p in problems]
-    outputs = codeplan.generate_texts(raw_model, tokenizer, sources, "code", max_new_tokens=cfg.max_target_len,
-                                      max_source=cfg.max_source_len, batch_size=64)
-    verdicts = sandbox.evaluate_many([(p, out[0][0], "hidden") for p, out in zip(problems, outputs)])
+    log(f"final greedy pass@1 on {len(problems)} valid problems: generating, then running the hidden tests")
+    programs, start, last = [], time.time(), 0.0
+    for i in range(0, len(sources), 64):
+        outputs = codeplan.generate_texts(raw_model, tokenizer, sources[i:i + 64], "code", max_new_tokens=cfg.max_target_len,
+                                          max_source=cfg.max_source_len, batch_size=64)
+        programs += [out[0][0] for out in outputs]
+        if time.time() - last > 5 or len(programs) == len(sources):
+            last, rate = time.time(), len(programs) / (time.time() - start)
+            log(f"final pass@1: generated {len(programs)}/{len(sources)} programs | {rate:.1f}/s | "
+                f"ETA {(len(sources) - len(programs)) / rate:.0f}s")
+    verdicts = sandbox.evaluate_many([(p, code, "hidden") for p, code in zip(problems, programs)], progress=True)
     by_diff: dict[str, list[bool]] = {}
     for p, v in zip(problems, verdicts):
         by_diff.setdefault(p.difficulty, []).append(v.passed)
@@ -391,10 +411,17 @@ WORK = ("code_examples", "code_with_plan", "plan_examples", "tokens", "flops")
 def train(cfg: TrainConfig) -> dict:
     """Train to --steps (or --stop-after), stopping early on Ctrl-C or after --max-nonfinite-steps
     non-finite steps in a row; returns what summary.json holds."""
+    # the outermost folder this run creates, removed again if the data is refused
+    new_folders = [d for d in (*reversed(Path(cfg.out, cfg.name).parents), Path(cfg.out, cfg.name)) if not d.exists()]
     cfg, device, rank, world, run_dir, code_version = open_run(cfg)
     is_main = rank == 0   # rank 0 alone logs, evaluates and writes files
-    tokenizer, train_ex, valid_ex, valid_problems = prepare(cfg, run_dir, is_main)
-    model = build_model(cfg, tokenizer, device)
+    try:
+        tokenizer, train_ex, valid_ex, valid_problems = prepare(cfg, run_dir, is_main)
+        model = build_model(cfg, tokenizer, device)
+    except (DataError, teacher.TeacherError, model_lib.CheckpointError):
+        if is_main and new_folders and not cfg.resume:
+            shutil.rmtree(new_folders[0], ignore_errors=True)
+        raise
     optimizer = build_optimizer(model, cfg, device)
     amp, autocast = autocast_for(cfg, device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")   # bf16 and fp32 need no loss scaling
@@ -413,9 +440,17 @@ def train(cfg: TrainConfig) -> dict:
     orders = {}   # the batch order of the current epoch
     # the next steps' batches are built in a background thread while this one trains
     batches = batching.Prefetcher(lambda s: step_batches(s, train_ex, tokens, cfg, orders, rank, world), tokenizer.pad_id, device)
-    # Ctrl-C ends the step under way, saves last.pt and exits 130: the run resumes exactly from there
-    interrupted = threading.Event()
-    previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
+    # Ctrl-C ends the step under way, saves last.pt and exits 130: the run resumes exactly from there.
+    # A second Ctrl-C stops at once (main() reports it); before and after the loop Ctrl-C acts at once.
+    stop_requested = threading.Event()
+
+    def on_ctrl_c(signum, frame) -> None:
+        if stop_requested.is_set():
+            raise KeyboardInterrupt
+        stop_requested.set()
+        if is_main:   # os.write: print() is not safe inside a signal handler
+            os.write(2, b"Ctrl-C: stopping after this step and saving last.pt (Ctrl-C again: stop at once, unsaved)\n")
+    previous_handler = signal.signal(signal.SIGINT, on_ctrl_c)
     end = min(cfg.steps, cfg.stop_after or cfg.steps)   # where this invocation stops
     truncated, window, in_a_row, last_saved = {}, new_window(), 0, step if cfg.resume else None
     seconds_before, loop_start = progress["train_seconds"], time.time()
@@ -482,7 +517,7 @@ def train(cfg: TrainConfig) -> dict:
                 log(f"step {step + 1}: non-finite {what}: skipped ({in_a_row} in a row, {progress['skipped_steps']} in the run)")
         diverged = in_a_row >= cfg.max_nonfinite_steps
         # every rank stops after the same step, or one would wait forever in the next all-reduce
-        stop = ddp.any_rank(interrupted.is_set() or diverged, device)
+        stop = ddp.any_rank(stop_requested.is_set() or diverged, device)
         if not is_main:
             continue
         if applied and (step % cfg.log_interval == 0 or step == end):
@@ -519,9 +554,15 @@ def train(cfg: TrainConfig) -> dict:
         if is_main:
             log(f"interrupted: saved {run_dir / 'last.pt'} at step {step}; continue with --name {cfg.name} --resume")
     elif is_main and step == cfg.steps and cfg.pass1_limit >= 0:
-        summary.update(final_pass1(model, tokenizer, valid_problems, cfg))
-        per_difficulty = " ".join(f"{k.removeprefix('valid_pass1_')} {v:.3f}" for k, v in summary.items() if k.startswith("valid_pass1_"))
-        log(f"final greedy pass@1 on {summary['valid_problems']} valid problems (direct code): {summary['valid_pass1']:.3f} | {per_difficulty}")
+        try:
+            summary.update(final_pass1(model, tokenizer, valid_problems, cfg))
+        except KeyboardInterrupt:   # training is done: the run is finished, only its pass@1 is missing
+            summary.update(interrupted=True, training_finished=True)
+            log(f"interrupted in the final pass@1: training finished ({run_dir / 'best.pt'}); summary.json has no "
+                f"pass@1 (continue with --name {cfg.name} --resume to compute it)")
+        else:
+            per_difficulty = " ".join(f"{k.removeprefix('valid_pass1_')} {v:.3f}" for k, v in summary.items() if k.startswith("valid_pass1_"))
+            log(f"final greedy pass@1 on {summary['valid_problems']} valid problems (direct code): {summary['valid_pass1']:.3f} | {per_difficulty}")
     if is_main:
         if truncated:
             log(f"truncated examples: {truncated}")
@@ -638,6 +679,10 @@ def main(argv=None) -> None:
         summary = train(cfg)
     except (DataError, teacher.TeacherError, model_lib.CheckpointError) as e:
         fail(f"train.py: {e}")
+    except KeyboardInterrupt:   # while preparing, in the final pass@1's sandbox, or a second Ctrl-C in the loop
+        last = Path(cfg.out) / cfg.name / "last.pt"
+        interrupted(f"train.py: interrupted at once; " + (f"{last} is the last save: continue with --name {cfg.name} "
+                    f"--resume" if last.exists() else "nothing was trained yet: rerun the same command"))
     finally:
         ddp.close_distributed(clean=False)   # after an error; a finished run has closed it already
     if summary.get("stopped_nonfinite"):

@@ -438,7 +438,9 @@ def test_apps_trains_with_a_held_out_valid_slice_and_needs_plans_for_lambda(tmp_
     spec = f"apps:{APPS}"
     with pytest.raises(SystemExit) as e:
         train.main(args(spec, tmp_path, "plans", "--steps", "1", "--batch-size", "2", "--vocab-size", "600"))
-    assert e.value.code == 2 and "reference_plan" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "have no reference plan" in err and "pass --plans FILE" in err and "--lambda 0" in err
+    assert not (tmp_path / "plans").exists()     # the refused run leaves no folder behind
     train.main(args(spec, tmp_path, "apps", "--lambda", "0", "--steps", "2", "--batch-size", "2", "--vocab-size", "600",
                     "--eval-interval", "2", "--pass1-limit", "0"))
     summary = json.loads((tmp_path / "apps" / "summary.json").read_text())
@@ -461,6 +463,7 @@ def test_sigint_saves_and_exits_130_and_resume_continues(spec, tmp_path, wrapper
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted: saved" in err
+    assert "Ctrl-C: stopping after this step and saving last.pt" in err     # acknowledged before the step ends
     step = checkpoint.load(tmp_path / "sig" / "last.pt")["step"]
     summary = json.loads((tmp_path / "sig" / "summary.json").read_text())
     assert summary["interrupted"] and summary["step"] == step >= 1
@@ -471,6 +474,51 @@ def test_sigint_saves_and_exits_130_and_resume_continues(spec, tmp_path, wrapper
     assert checkpoint.load(tmp_path / "sig" / "last.pt")["step"] == step + 2
     steps = [r["step"] for r in train_records(tmp_path / "sig")]
     assert steps == sorted(set(steps)) and steps[-1] == step + 2
+
+
+PAUSE_IN_THE_SANDBOX = """import os, sys, time
+sys.path.insert(0, {root!r})
+import model
+model.PRESETS["tiny"] = {micro!r}
+import sandbox
+import train
+
+def paused(jobs, **kwargs):
+    # the final pass@1 has generated its programs: stop here until the test presses Ctrl-C
+    open({flag!r}, "w").close()
+    time.sleep(3600)
+sandbox.evaluate_many = paused
+train.main()
+"""
+
+
+def test_ctrl_c_in_the_final_pass1_writes_the_summary_and_resume_computes_it(spec, tmp_path):
+    wrapper, flag = tmp_path / "paused.py", tmp_path / "paused"
+    wrapper.write_text(PAUSE_IN_THE_SANDBOX.format(root=str(ROOT), micro=MICRO, flag=str(flag)))
+    flags = args(spec, tmp_path, "p1", "--steps", "2", "--pass1-limit", "4")
+    proc = subprocess.Popen([sys.executable, str(wrapper), *flags], cwd=tmp_path, env=subprocess_env(),
+                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 600   # generous: a loaded 2-core machine can take minutes to start torch
+        while not flag.exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.1)
+        assert flag.exists(), proc.communicate()[1][-3000:] if proc.poll() is not None else "timed out"
+        os.killpg(proc.pid, signal.SIGINT)   # what a terminal's Ctrl-C does: the whole process group
+        err = proc.communicate(timeout=300)[1]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=60)
+    assert proc.returncode == 130, err
+    assert "final pass@1: generated 4/4 programs" in err and "Traceback" not in err
+    assert "interrupted in the final pass@1: training finished" in err
+    summary = json.loads((tmp_path / "p1" / "summary.json").read_text())
+    assert summary["interrupted"] and summary["training_finished"] and summary["step"] == 2 and "valid_pass1" not in summary
+    assert sample.finished_run_checkpoint(tmp_path) == tmp_path / "p1" / "best.pt"
+    # --resume restores what is evaluated (--pass1-limit 4), and computes the missing pass@1
+    train.main(["--out", str(tmp_path), "--name", "p1", "--resume"])
+    summary = json.loads((tmp_path / "p1" / "summary.json").read_text())
+    assert summary["valid_problems"] == 4 and "interrupted" not in summary
 
 
 def free_port() -> int:
