@@ -8,12 +8,11 @@ bigcode-evaluation-harness), and writes this project's samples in their formats 
 """
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
+import cli
 import data
 from codeplan import pass_at_k_report, report_groups
 from judge import COMPARISONS, apps_accuracy, format_status_counts, status_counts
@@ -176,8 +175,8 @@ def score(data_spec: str, samples_path: Path, ks: list[int], timeout: float, wor
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Score a samples file with pass@k, APPS's test case average "
-                                                 "and strict accuracy, and a breakdown of program statuses.")
+    parser = cli.Parser("Score a samples file with pass@k, APPS's test case average and strict accuracy, and a "
+                        "breakdown of program statuses.")
     parser.add_argument("--data", required=True, help="problems: NAME or NAME:PATH, as data.load_problems takes")
     parser.add_argument("--samples", required=True, type=Path,
                         help="samples, format told from the content: JSON Lines of task_id with code (this project), "
@@ -190,8 +189,8 @@ def main() -> None:
                         help=f"run the programs even where isolation layers are missing (same as {ALLOW_WEAK_ENV}=1); "
                              "without it the sandbox refuses and names the missing layers")
     parser.add_argument("--k", default="1,10,100", help="comma-separated k values for pass@k (only k <= n shown)")
-    parser.add_argument("--timeout", type=float, default=4.0, help="seconds per test (wall clock)")
-    parser.add_argument("--workers", type=int, default=None, help="parallel workers (default: one per core)")
+    parser.add_argument("--timeout", type=cli.number(float, 0, low_open=True), default=4.0, help="seconds per test (wall clock)")
+    parser.add_argument("--workers", type=cli.number(int, 1), default=None, help="parallel workers (default: one per core)")
     parser.add_argument("--tests", choices=("hidden", "public"), default="hidden", help="which tests to run")
     args = parser.parse_args()
     try:
@@ -199,14 +198,14 @@ def main() -> None:
         if not ks or min(ks) < 1:
             raise ValueError
     except ValueError:
-        print(f"sandbox: --k must be positive integers separated by commas, got {args.k!r}", file=sys.stderr)
-        sys.exit(2)
+        parser.error(f"--k must be positive integers separated by commas, got {args.k!r}")
     try:
         score(args.data, args.samples, ks, args.timeout, args.workers, args.tests,
               args.allow_weak_isolation or None, None if args.comparison == "auto" else args.comparison)
     except (SandboxError, DataError) as e:
-        print(f"sandbox: {e}", file=sys.stderr)
-        sys.exit(2)
+        cli.fail(f"sandbox: {e}")
+    except KeyboardInterrupt:
+        cli.interrupted("sandbox: interrupted; nothing was written")
 
 
 if __name__ == "__main__":

@@ -679,10 +679,10 @@ def main(argv=None) -> None:
         summary = train(cfg)
     except (DataError, teacher.TeacherError, model_lib.CheckpointError) as e:
         fail(f"train.py: {e}")
-    except KeyboardInterrupt:   # while preparing, in the final pass@1's sandbox, or a second Ctrl-C in the loop
+    except KeyboardInterrupt:   # while preparing, or a second Ctrl-C in the loop
         last = Path(cfg.out) / cfg.name / "last.pt"
-        interrupted(f"train.py: interrupted at once; " + (f"{last} is the last save: continue with --name {cfg.name} "
-                    f"--resume" if last.exists() else "nothing was trained yet: rerun the same command"))
+        interrupted("train.py: interrupted at once; " + (f"{last} is the last save: continue with --name {cfg.name} "
+                    "--resume" if last.exists() else "nothing was trained yet: rerun the same command"))
     finally:
         ddp.close_distributed(clean=False)   # after an error; a finished run has closed it already
     if summary.get("stopped_nonfinite"):

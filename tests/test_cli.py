@@ -64,7 +64,36 @@ def bad_cases(tmp_path: Path, refusing_url: str, silent_url: str) -> list[tuple]
     problems.write_text("".join(json.dumps(Problem(id=f"p{i}", question="Print the sum.", solutions=["print(1)"],
                                                    source="test").to_dict()) + "\n" for i in range(2)))
     teacher_argv = ["--problems", str(problems), "--max-attempts", "1", "--progress-every", "0", "--out"]
+    mbpp = tmp_path / "mbpp.jsonl"     # two train problems and a valid one; MBPP has no reference plans
+    mbpp.write_text("".join(json.dumps({**record, "task_id": i}) + "\n" for i in (601, 602, 511)))
+    folders = {name: tmp_path / name for name in ("empty", "garbage", "keyless", "torn")}
+    for folder in folders.values():
+        folder.mkdir()
+    t5 = {"vocab_size": 100, "d_model": 8, "d_kv": 4, "d_ff": 16, "num_heads": 2, "num_layers": 1}
+    (folders["garbage"] / "config.json").write_text("{not json")
+    (folders["keyless"] / "config.json").write_text(json.dumps({"vocab_size": 100}))
+    (folders["torn"] / "config.json").write_text(json.dumps(t5))
+    (folders["torn"] / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{")
     return [
+        ("train.py", ["--batch-size", "0"], "argument --batch-size: 0 is not allowed: must be an integer >= 1"),
+        ("train.py", ["--grad-accum", "0"], "argument --grad-accum: 0 is not allowed"),
+        ("train.py", ["--log-interval", "0"], "argument --log-interval: 0 is not allowed"),
+        ("train.py", ["--eval-interval", "0"], "argument --eval-interval: 0 is not allowed"),
+        ("train.py", ["--lr", "-1"], "argument --lr: -1 is not allowed: must be a number > 0"),
+        ("train.py", ["--steps", "0"], "argument --steps: 0 is not allowed"),
+        ("train.py", ["--steps", "-5"], "argument --steps: -5 is not allowed"),
+        ("train.py", ["--lambda", "1.5"], "argument --lambda: 1.5 is not allowed"),
+        ("train.py", ["--batch-size", "6", "--grad-accum", "4"], "--batch-size 6 must divide by world size x --grad-accum"),
+        ("train.py", ["--init", "absent"], "--init absent: no such folder"),
+        ("train.py", ["--init", str(folders["empty"])], f"--init {folders['empty']}: no config.json"),
+        ("train.py", ["--init", str(folders["garbage"])], "config.json: not readable as JSON"),
+        ("train.py", ["--init", str(folders["keyless"])], "config.json has no 'd_model'"),
+        ("train.py", ["--init", str(folders["torn"])], "model.safetensors: not a complete safetensors file"),
+        ("train.py", ["--data", f"mbpp:{mbpp}", "--device", "cpu"], "pass --plans FILE (python teacher.py --data"),
+        ("sandbox.py", ["--data", f"mbpp:{mbpp}", "--samples", "s.jsonl", "--workers", "-2"],
+         "argument --workers: -2 is not allowed"),
+        ("score.py", ["--data", f"mbpp:{mbpp}", "--samples", "s.jsonl", "--timeout", "0"], "argument --timeout: 0 is not allowed"),
+        ("score.py", ["--data", f"mbpp:{empty}", "--samples", "s.jsonl"], "no problems found"),
         ("sample.py", ["--top-p", "0"], "argument --top-p: 0 is not allowed: must be a number > 0 and <= 1"),
         ("sample.py", ["--top-p", "2"], "argument --top-p: 2 is not allowed"),
         ("sample.py", ["--workers", "-1"], "argument --workers: -1 is not allowed: must be an integer >= 0"),
@@ -156,7 +185,7 @@ def test_every_script_refuses_bad_input_with_one_line_and_exit_2(tmp_path):
 
 
 def test_help_shows_every_default(tmp_path):
-    scripts = ("sample.py", "teacher.py", "reproduce.py", "data.py")
+    scripts = ("sample.py", "teacher.py", "reproduce.py", "data.py", "train.py")
     cases = [{"script": s, "argv": ["--help"], "cwd": str(tmp_path)} for s in scripts]
     helps = dict(zip(scripts, (r["stdout"] for r in run_forked(cases, tmp_path))))
     text = {s: " ".join(h.split()) for s, h in helps.items()}
@@ -165,3 +194,5 @@ def test_help_shows_every_default(tmp_path):
         assert fragment in text["sample.py"]
     assert "concurrent requests (default: 4)" in text["teacher.py"]
     assert "(default: 2000)" in text["reproduce.py"]
+    for fragment in ("1 = plans only (default: 0.5)", "steps between valid-loss evaluations (and best.pt) (default: 300)"):
+        assert fragment in text["train.py"]
