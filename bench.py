@@ -65,8 +65,7 @@ def bench_model(args: argparse.Namespace) -> None:
     try:
         import transformers
     except ImportError:
-        print("bench.py model: needs the transformers package (pip install transformers)", file=sys.stderr)
-        sys.exit(2)
+        cli.fail("bench.py model: needs the transformers package (pip install transformers)")
     transformers.logging.set_verbosity_error()
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -148,9 +147,7 @@ def bench_model(args: argparse.Namespace) -> None:
     variants = list(TRAINING_VARIANTS) if args.variants == "all" else [v for v in args.variants.split(",") if v]
     unknown = set(variants) - set(TRAINING_VARIANTS)
     if unknown:
-        print(f"bench.py model: unknown --variants {sorted(unknown)}; choose from {', '.join(TRAINING_VARIANTS)}",
-              file=sys.stderr)
-        sys.exit(2)
+        cli.fail(f"bench.py model: unknown --variants {sorted(unknown)}; choose from {', '.join(TRAINING_VARIANTS)}")
 
     class SplitLinear(torch.nn.Module):
         """A fused projection undone: one Linear per part, outputs concatenated (the same weights)."""

@@ -476,26 +476,24 @@ def test_sigint_saves_and_exits_130_and_resume_continues(spec, tmp_path, wrapper
     assert steps == sorted(set(steps)) and steps[-1] == step + 2
 
 
-PAUSE_IN_THE_SANDBOX = """import os, sys, time
+PAUSED = """import os, sys, time
 sys.path.insert(0, {root!r})
 import model
 model.PRESETS["tiny"] = {micro!r}
-import sandbox
-import train
+import batching, sandbox, train
 
-def paused(jobs, **kwargs):
-    # the final pass@1 has generated its programs: stop here until the test presses Ctrl-C
-    open({flag!r}, "w").close()
+def paused(*args, **kwargs):
+    open({flag!r}, "w").close()   # the step under test has begun: stay here until the test presses Ctrl-C
     time.sleep(3600)
-sandbox.evaluate_many = paused
+{target} = paused
 train.main()
 """
 
 
-def test_ctrl_c_in_the_final_pass1_writes_the_summary_and_resume_computes_it(spec, tmp_path):
+def ctrl_c_while_paused(target: str, flags: list[str], tmp_path: Path) -> tuple[int, str]:
+    """Run train.py with `target` replaced by a pause, press Ctrl-C there; the exit code and stderr."""
     wrapper, flag = tmp_path / "paused.py", tmp_path / "paused"
-    wrapper.write_text(PAUSE_IN_THE_SANDBOX.format(root=str(ROOT), micro=MICRO, flag=str(flag)))
-    flags = args(spec, tmp_path, "p1", "--steps", "2", "--pass1-limit", "4")
+    wrapper.write_text(PAUSED.format(root=str(ROOT), micro=MICRO, flag=str(flag), target=target))
     proc = subprocess.Popen([sys.executable, str(wrapper), *flags], cwd=tmp_path, env=subprocess_env(),
                             start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -505,11 +503,24 @@ def test_ctrl_c_in_the_final_pass1_writes_the_summary_and_resume_computes_it(spe
         assert flag.exists(), proc.communicate()[1][-3000:] if proc.poll() is not None else "timed out"
         os.killpg(proc.pid, signal.SIGINT)   # what a terminal's Ctrl-C does: the whole process group
         err = proc.communicate(timeout=300)[1]
+        return proc.returncode, err
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=60)
-    assert proc.returncode == 130, err
+
+
+def test_ctrl_c_while_tokenising_stops_at_once(spec, tmp_path):
+    code, err = ctrl_c_while_paused("batching.TokenCache._encode_all", args(spec, tmp_path, "tok"), tmp_path)
+    assert code == 130, err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "train.py: interrupted at once; nothing was trained yet: rerun the same command"
+
+
+def test_ctrl_c_in_the_final_pass1_writes_the_summary_and_resume_computes_it(spec, tmp_path):
+    flags = args(spec, tmp_path, "p1", "--steps", "2", "--pass1-limit", "4")
+    code, err = ctrl_c_while_paused("sandbox.evaluate_many", flags, tmp_path)
+    assert code == 130, err
     assert "final pass@1: generated 4/4 programs" in err and "Traceback" not in err
     assert "interrupted in the final pass@1: training finished" in err
     summary = json.loads((tmp_path / "p1" / "summary.json").read_text())
