@@ -326,8 +326,7 @@ def load_synthetic(path: Path | None, split: str | None, seed: int = 0, sizes: t
         if not path.exists():
             print(f"synthetic: generating the benchmark once (cached in {path})", file=sys.stderr, flush=True)
             generated = synthetic.generate(seed, sizes, progress=True)
-            write_atomic(path, "".join(json.dumps({"split": s, **p}) + "\n"
-                                       for s in SYNTHETIC_SPLITS for p in generated[s]).encode())
+            write_atomic(path, synthetic.to_jsonl(generated).encode())
     problems = []
     for n, row in read_jsonl(path):
         if split is None or row.get("split") == split:

@@ -1,39 +1,48 @@
 """The synthetic benchmark: small programming problems composed from primitive steps.
 
-Every problem chains 1 to 6 primitive operations on an integer list or a line of text
-("keep the even numbers", "square each value", "add up the values", ...). A primitive is
-defined once, as one row of PRIMITIVES: its types, parameter choices, the Python function that
-computes ground truth, code templates in two styles, statement phrasings, a plan step and the
-edge cases it handles. From one chain the generator writes the statement, two reference
-solutions, a reference plan and the tests. Expected outputs come from the primitives'
-functions, never from running the solutions; tests/test_synthetic.py checks that the solutions
-agree. This module imports nothing from the project: it returns problem records in the layout
-of problems.Problem.to_dict(), and data.py loads and caches them.
+Every problem chains primitive operations on an integer list or a line of text ("keep the even
+numbers", "square each value", "add up the values", ...): 1 to 3 in the default mix, 1 to 6 in
+the "full" mix (MIXES; `--mix`). A primitive is defined once, as one row of PRIMITIVES: its
+types, parameter choices, the Python function that computes ground truth, code templates in two
+styles, statement phrasings and a plan step. From one chain the generator writes the statement,
+two reference solutions, a reference plan and the tests. Expected outputs come from the
+primitives' functions, never from running the solutions; tests/test_synthetic.py checks that
+the solutions agree. This module imports nothing from the project: it returns problem records in
+the layout of problems.Problem.to_dict(), and data.py loads and caches them.
+
+    python synthetic.py --split test --show 5     # read a few problems
+    python synthetic.py --check                   # is every problem determined by what a solver sees?
+    python synthetic.py --mix full --out FILE     # the harder mix, for train.py --data synthetic:FILE
 
 Choices (documented here because other parts rely on them):
+- Every problem is determined by what a solver sees: every chain of primitives the generator may
+  draw that fits the statement and passes the public examples gives the same hidden outputs.
+  `--check` verifies it from the records alone (determined); the generator reaches it by choosing
+  a goal problem's worked example so that it identifies every step (steps_identified).
 - Two statement styles, tagged on each problem (`style`). "goal" (GOAL_SHARE of every
-  difficulty): a small story names the quantity to compute, and a worked example shows its
-  value after each step; the statement never says which operation a step is. "steps": the
-  statement lists the steps (nested, sequential or mixed wording, so not always in execution
-  order; nested phrases are built only from phrases that read one way). The reference plan is
-  what a teacher that read the solution writes: numbered steps in execution order, each with
-  the edge cases it handles. For a goal problem the plan carries what the statement does not
-  say; that is what lets the benchmark show whether plans help.
+  difficulty): the task names a quantity, and a worked example shows its value after each step;
+  the statement never says which operation a step is. "steps": the statement lists the steps
+  (nested, sequential or mixed wording, so not always in execution order; nested phrases are
+  built only from phrases that read one way). The reference plan is what a teacher that read the
+  solution writes: the steps, numbered in execution order, one line each. Plan lines map one to
+  one onto the code's step lines, constants verbatim: with a plan, writing the code is
+  translation. For a goal problem the plan carries what the solver must otherwise infer from the
+  worked example; that is what lets the benchmark show whether plans help.
 - Problem.solutions[0] is the compact style (comprehensions and built-ins), solutions[1] the
   explicit-loop style. Both keep the whole state in one variable `a`, one statement group per
   step, so code is short and regular for a small model.
-- Difficulty is the step count: introductory 1-2, interview 3-4, competition 5-6, in every
-  split and tier 40% / 35% / 25% (introductory problems of valid and of the new-chain and
-  held-pair tiers have 2 steps: a one-step chain has no pair, and every one occurs in train).
+- Difficulty is the step count: introductory 1-2, interview 3-4, competition 5-6; the mix gives
+  each step count the same share in every split and tier (the new-chain and held-pair tiers have
+  2 steps where the mix says 1: a one-step chain has no pair, and every one occurs in train).
 - Half of each split is stdin/stdout, half call-based (fn_name from a small pool, starter_code
   its def line), shuffled apart from the step count. 1 or 2 public examples, in the statement.
 - Primitives with the same code are one class (code_class): hold-out and chain identity use
   classes, so no aliases ("reverse" a list, "reverse_chars" a text) leak across splits.
-- Test tiers (`tier`, DEFAULT_SIZES: 500 problems each): "seen-chain", new instances of chains
-  that occur in train; "new-chain", chains in neither train nor valid built only from class
-  pairs adjacent in train; "held-pair", chains with a seeded HOLDOUT_FRACTION of class pairs
-  that never occur in train or valid. Valid's chains are new too and shared with no tier: it is
-  for selection only.
+- Valid and test have the same tiers (`tier`; DEFAULT_SIZES: 300 valid and 500 test problems
+  each): "seen-chain", new instances of chains that occur in train; "new-chain", chains not in
+  train built only from class pairs adjacent in train; "held-pair", chains with one of a seeded
+  HOLDOUT_FRACTION of class pairs that never occur in train. No chain occurs in both valid and
+  test. Valid is for choosing, test for the final report.
 - A chain is resampled when dropping any one step leaves all its test outputs unchanged, when
   its outputs are nearly constant, or when they are too long. No question text occurs twice.
 - Hidden tests: 4 edge cases (empty input, a single element, duplicates, negatives or mixed
@@ -43,6 +52,7 @@ Choices (documented here because other parts rely on them):
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import json
 import math
@@ -51,14 +61,20 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 SPLITS = ("train", "valid", "test")
 TIERS = ("seen-chain", "new-chain", "held-pair")
-DEFAULT_SIZES = (20000, 500, 1500)   # test: 500 problems per tier
+DEFAULT_SIZES = (20000, 900, 1500)   # valid: 300 problems per tier, test: 500
 # splits_digest(generate()): tests/test_synthetic.py checks it, so the default benchmark cannot change unnoticed
-DEFAULT_DIGEST = "421a67868980c23b689166dfc136557585950375e9c6f98f9e3749ff90d2c823"
-DIFFICULTY_SHARES = (("introductory", 0.40, (1, 2)), ("interview", 0.35, (3, 4)), ("competition", 0.25, (5, 6)))
+DEFAULT_DIGEST = "26ec2ba963e3471a15ede4994edbe18a09c6157a561277fdcfa3dfd717468f4c"
+DIFFICULTY_STEPS = (("introductory", (1, 2)), ("interview", (3, 4)), ("competition", (5, 6)))
+# Share of each step count in every split and tier. "short", the default, is what the CPU budget
+# (the tiny model, 400 steps x 16) learns to a measurable share (results/LOG.md, "benchmark v3"):
+# at 1-6 steps it solved nearly nothing. "full" is the mix of 1 to 6 steps, for larger budgets.
+MIXES = {"short": {1: 0.40, 2: 0.40, 3: 0.20},
+         "full": {1: 0.20, 2: 0.20, 3: 0.175, 4: 0.175, 5: 0.125, 6: 0.125}}
+DEFAULT_MIX = "short"
 HOLDOUT_FRACTION = 0.15
 GOAL_SHARE = 0.6        # of every difficulty in every split: statements that state the goal, not the steps
 FUNCTION_NAMES = ("solve", "compute", "process", "transform", "answer")
@@ -70,6 +86,7 @@ N_EDGE_TESTS, N_RANDOM_TESTS = 4, 8
 MAX_NESTED = 3          # longest chain worded as one nested noun phrase
 MAX_OUTPUT_CHARS = 60   # keeps targets short: chains whose outputs blow up are resampled
 MIN_DISTINCT_OUTPUTS = 4  # a chain that maps most inputs to the same answer teaches nothing
+TRACE_TRIES = 40        # inputs tried for a goal problem's worked example before its chain is redrawn
 
 
 class SyntheticError(ValueError):
@@ -88,7 +105,6 @@ class Primitive:
     nouns: tuple[str, ...]           # noun phrases around {x}, for nested statements
     verbs: tuple[str, ...]           # imperative phrases, for sequential statements
     plan: str                        # the reference plan's line for this step
-    note: str                        # what the step handles (edge cases), appended to its plan line
 
 
 def keep(cond: str) -> dict:
@@ -128,270 +144,223 @@ PRIMITIVES: list[Primitive] = [
     P("keep_gt", L, L, (1, 2, 3, 5), lambda a, k: [x for x in a if x > k], **keep("x > {k}"),
       nouns=("the values of {x} greater than {k}", "the numbers in {x} that are larger than {k}", "{x} with only the values above {k} kept"),
       verbs=("keep only the values greater than {k}", "remove every value that is not above {k}"),
-      plan="Keep only the numbers greater than {k}.",
-      note="Numbers that fail the test are dropped, so the list may become empty."),
+      plan="Keep only the numbers greater than {k}."),
     P("keep_lt", L, L, (3, 5, 10), lambda a, k: [x for x in a if x < k], **keep("x < {k}"),
       nouns=("the values of {x} smaller than {k}", "the numbers in {x} that are less than {k}", "{x} with only the values below {k} kept"),
       verbs=("keep only the values less than {k}", "remove every value that is {k} or more"),
-      plan="Keep only the numbers smaller than {k}.",
-      note="Numbers that fail the test are dropped, so the list may become empty."),
+      plan="Keep only the numbers smaller than {k}."),
     P("keep_div", L, L, (3, 4, 5), lambda a, k: [x for x in a if x % k == 0], **keep("x % {k} == 0"),
       nouns=("the multiples of {k} in {x}", "the values of {x} divisible by {k}", "{x} with only the multiples of {k} kept"),
       verbs=("keep only the values divisible by {k}", "remove every value that is not a multiple of {k}"),
-      plan="Keep only the numbers divisible by {k}.",
-      note="Zero and negative multiples count too; the list may become empty."),
+      plan="Keep only the numbers divisible by {k}."),
     P("keep_even", L, L, (), lambda a, k: [x for x in a if x % 2 == 0], **keep("x % 2 == 0"),
       nouns=("the even values of {x}", "the even numbers in {x}", "{x} without its odd values"),
       verbs=("keep only the even values", "remove the odd numbers"),
-      plan="Keep only the even numbers.",
-      note="Zero and negative even numbers count too; the list may become empty."),
+      plan="Keep only the even numbers."),
     P("keep_odd", L, L, (), lambda a, k: [x for x in a if x % 2 == 1], **keep("x % 2 == 1"),
       nouns=("the odd values of {x}", "the odd numbers in {x}", "{x} without its even values"),
       verbs=("keep only the odd values", "remove the even numbers"),
-      plan="Keep only the odd numbers.",
-      note="Negative odd numbers count too; the list may become empty."),
+      plan="Keep only the odd numbers."),
     P("keep_pos", L, L, (), lambda a, k: [x for x in a if x > 0], **keep("x > 0"),
       nouns=("the positive values of {x}", "the numbers in {x} that are above zero", "{x} without its values that are zero or negative"),
       verbs=("keep only the positive values", "remove every value that is zero or negative"),
-      plan="Keep only the positive numbers.",
-      note="Zero is dropped; the list may become empty."),
+      plan="Keep only the positive numbers."),
     P("keep_neg", L, L, (), lambda a, k: [x for x in a if x < 0], **keep("x < 0"),
       nouns=("the negative values of {x}", "the numbers in {x} that are below zero", "{x} with only its negative values kept"),
       verbs=("keep only the negative values", "remove every value that is zero or positive"),
-      plan="Keep only the negative numbers.",
-      note="Zero is dropped; the list may become empty."),
+      plan="Keep only the negative numbers."),
     # ---- list -> list: element-wise maps
     P("map_add", L, L, (1, 2, 3, 5, 10), lambda a, k: [x + k for x in a], **each("x + {k}"),
       nouns=("{x} with {k} added to each value", "the values of {x} each increased by {k}", "{x} after adding {k} to every number"),
       verbs=("add {k} to each value", "increase every number by {k}"),
-      plan="Add {k} to every number.",
-      note="Negative numbers change the same way; an empty list stays empty."),
+      plan="Add {k} to every number."),
     P("map_mul", L, L, (2, 3, 4, 10), lambda a, k: [x * k for x in a], **each("x * {k}"),
       nouns=("{x} with each value multiplied by {k}", "the values of {x} times {k}", "{x} after multiplying every number by {k}"),
       verbs=("multiply each value by {k}", "scale every number by {k}"),
-      plan="Multiply every number by {k}.",
-      note="Negative numbers change the same way; an empty list stays empty."),
+      plan="Multiply every number by {k}."),
     P("map_square", L, L, (), lambda a, k: [x * x for x in a], **each("x * x"),
       nouns=("the squares of {x}", "{x} with each value squared", "the square of every value in {x}"),
       verbs=("square each value", "replace every number by its square"),
-      plan="Square every number.",
-      note="Negative numbers become positive; an empty list stays empty."),
+      plan="Square every number."),
     P("map_abs", L, L, (), lambda a, k: [abs(x) for x in a], **each("abs(x)"),
       nouns=("the absolute values of {x}", "{x} with every sign removed", "{x} with each value replaced by its absolute value"),
       verbs=("take the absolute value of each number", "make every negative value positive"),
-      plan="Replace every number by its absolute value.",
-      note="Positive numbers and zero stay the same."),
+      plan="Replace every number by its absolute value."),
     P("map_negate", L, L, (), lambda a, k: [-x for x in a], **each("-x"),
       nouns=("the negations of {x}", "{x} with every sign flipped", "{x} with each value multiplied by -1"),
       verbs=("negate each value", "flip the sign of every number"),
-      plan="Negate every number.",
-      note="Zero stays zero; an empty list stays empty."),
+      plan="Negate every number."),
     P("map_mod", L, L, (2, 3, 5, 10), lambda a, k: [x % k for x in a], **each("x % {k}"),
       nouns=("the remainders of {x} modulo {k}", "{x} with each value taken modulo {k}", "the values of {x} mod {k}"),
       verbs=("replace each value by its remainder modulo {k}", "take every number modulo {k}"),
-      plan="Replace every number by its remainder modulo {k}.",
-      note="Python's % keeps each result in 0..{k}-1, negative numbers included."),
+      plan="Replace every number by its remainder modulo {k}."),
     P("cap", L, L, (0, 5, 10), lambda a, k: [min(x, k) for x in a], **each("min(x, {k})"),
       nouns=("{x} with every value above {k} replaced by {k}", "{x} capped at {k}", "the values of {x} limited to at most {k}"),
       verbs=("replace every value larger than {k} by {k}", "cap each number at {k}"),
-      plan="Replace every number above {k} by {k}.",
-      note="Numbers up to {k} stay the same."),
+      plan="Replace every number above {k} by {k}."),
     # ---- list -> list: order, position and structure
     P("sort_asc", L, L, (), lambda a, k: sorted(a), short="a = sorted(a)",
       loop="b = []\nfor x in a:\n    i = 0\n    while i < len(b) and b[i] <= x:\n        i += 1\n    b.insert(i, x)\na = b",
       nouns=("{x} sorted in ascending order", "{x} in increasing order", "{x} sorted from smallest to largest"),
       verbs=("sort the values in ascending order", "arrange the numbers from smallest to largest"),
-      plan="Sort the numbers in ascending order.",
-      note="Equal numbers end up side by side; an empty list stays empty."),
+      plan="Sort the numbers in ascending order."),
     P("sort_desc", L, L, (), lambda a, k: sorted(a, reverse=True), short="a = sorted(a, reverse=True)",
       loop="b = []\nfor x in a:\n    i = 0\n    while i < len(b) and b[i] >= x:\n        i += 1\n    b.insert(i, x)\na = b",
       nouns=("{x} sorted in descending order", "{x} in decreasing order", "{x} sorted from largest to smallest"),
       verbs=("sort the values in descending order", "arrange the numbers from largest to smallest"),
-      plan="Sort the numbers in descending order.",
-      note="Equal numbers end up side by side; an empty list stays empty."),
+      plan="Sort the numbers in descending order."),
     P("dedup", L, L, (), lambda a, k: list(dict.fromkeys(a)), short="a = list(dict.fromkeys(a))",
       loop="b = []\nfor x in a:\n    if x not in b:\n        b.append(x)\na = b",
       nouns=("{x} without duplicates", "the distinct values of {x} in order of first appearance", "{x} with repeated values removed"),
       verbs=("remove duplicate values, keeping first occurrences", "drop every value that already appeared earlier"),
-      plan="Remove duplicates, keeping the first occurrence of each number.",
-      note="Later copies of a number are dropped."),
+      plan="Remove duplicates, keeping the first occurrence of each number."),
     P("reverse", L, L, (), lambda a, k: a[::-1], short="a = a[::-1]", loop="b = []\nfor x in a:\n    b.insert(0, x)\na = b",
       nouns=("{x} reversed", "{x} in reverse order", "the reverse of {x}"),
       verbs=("reverse the order of the values", "reverse the list"),
-      plan="Reverse the list.",
-      note="The last number comes first."),
+      plan="Reverse the list."),
     P("prefix_sums", L, L, (), lambda a, k: [sum(a[:i + 1]) for i in range(len(a))],
       short="a = [sum(a[:i + 1]) for i in range(len(a))]", loop="b = []\ns = 0\nfor x in a:\n    s += x\n    b.append(s)\na = b",
       nouns=("the prefix sums of {x}", "the running totals of {x}", "the cumulative sums of {x}"),
       verbs=("replace the list by its prefix sums", "compute the running totals"),
-      plan="Compute the prefix sums.",
-      note="Position i holds the sum of the first i+1 numbers."),
+      plan="Compute the prefix sums."),
     P("window_sums", L, L, (2, 3), lambda a, k: [sum(a[i:i + k]) for i in range(len(a) - k + 1)],
       short="a = [sum(a[i:i + {k}]) for i in range(len(a) - {k} + 1)]",
       loop="b = []\nfor i in range(len(a) - {k} + 1):\n    s = 0\n    for j in range(i, i + {k}):\n        s += a[j]\n    b.append(s)\na = b",
       nouns=("the sums of every {k} consecutive values of {x}", "the sliding-window sums of width {k} over {x}", "the totals of each window of {k} adjacent values in {x}"),
       verbs=("compute the sum of every {k} consecutive values", "replace the list by its window sums of width {k}"),
-      plan="Compute the sum of every window of {k} consecutive numbers.",
-      note="A list with fewer than {k} numbers gives an empty list."),
+      plan="Compute the sum of every window of {k} consecutive numbers."),
     P("take_first", L, L, (2, 3, 4), lambda a, k: a[:k], short="a = a[:{k}]",
       loop="b = []\nfor x in a:\n    if len(b) < {k}:\n        b.append(x)\na = b",
       nouns=("the first {k} values of {x}", "the first {k} numbers in {x}", "{x} truncated to its first {k} values"),
       verbs=("keep only the first {k} values", "drop everything after the first {k} numbers"),
-      plan="Keep the first {k} numbers.",
-      note="A shorter list is kept whole."),
+      plan="Keep the first {k} numbers."),
     P("take_last", L, L, (2, 3), lambda a, k: a[-k:], short="a = a[-{k}:]",
       loop="b = []\nfor i in range(max(0, len(a) - {k}), len(a)):\n    b.append(a[i])\na = b",
       nouns=("the last {k} values of {x}", "the final {k} numbers in {x}", "{x} reduced to its last {k} values"),
       verbs=("keep only the last {k} values", "drop everything before the last {k} numbers"),
-      plan="Keep the last {k} numbers.",
-      note="A shorter list is kept whole."),
+      plan="Keep the last {k} numbers."),
     P("drop_first", L, L, (1, 2, 3), lambda a, k: a[k:], short="a = a[{k}:]",
       loop="b = []\nfor i in range({k}, len(a)):\n    b.append(a[i])\na = b",
       nouns=("{x} without its first {k} values", "the values of {x} after the first {k}", "{x} with the first {k} numbers dropped"),
       verbs=("drop the first {k} values", "remove the first {k} numbers"),
-      plan="Drop the first {k} numbers.",
-      note="A list with at most {k} numbers becomes empty."),
+      plan="Drop the first {k} numbers."),
     P("diffs", L, L, (), lambda a, k: [a[i + 1] - a[i] for i in range(len(a) - 1)],
       short="a = [y - x for x, y in zip(a, a[1:])]", loop="b = []\nfor i in range(1, len(a)):\n    b.append(a[i] - a[i - 1])\na = b",
       nouns=("the differences between neighbouring values of {x} (each minus the one before)", "the pairwise differences of {x}, each value minus its predecessor",
              "the steps between consecutive values of {x} (later minus earlier)"),
       verbs=("replace the list by the differences of consecutive values (each minus the one before)", "subtract from each value the value before it, starting at the second"),
-      plan="Compute each number minus the number before it.",
-      note="A list with fewer than two numbers gives an empty list."),
+      plan="Compute each number minus the number before it."),
     P("count_each", L, L, (), lambda a, k: [a.count(x) for x in dict.fromkeys(a)],
       short="a = [a.count(x) for x in dict.fromkeys(a)]", loop="c = {}\nfor x in a:\n    c[x] = c.get(x, 0) + 1\na = list(c.values())",
       nouns=("the number of times each distinct value occurs in {x}, in order of first appearance", "the occurrence counts of the distinct values of {x}, in order of first appearance",
              "the frequency of each distinct value of {x}, in order of first appearance"),
       verbs=("count how often each distinct value occurs, in order of first appearance", "group equal values and list each group's size, in order of first appearance"),
-      plan="Count the occurrences of each distinct number, in order of first appearance.",
-      note="The counts follow the order in which the numbers first appear."),
+      plan="Count the occurrences of each distinct number, in order of first appearance."),
     P("even_positions", L, L, (), lambda a, k: a[::2], short="a = a[::2]",
       loop="b = []\nfor i in range(0, len(a), 2):\n    b.append(a[i])\na = b",
       nouns=("the values at even positions of {x} (0, 2, 4, ...)", "every second value of {x}, starting with the first", "the first, third, fifth, ... values of {x}"),
       verbs=("keep every second value, starting with the first", "keep only the values at even indices"),
-      plan="Keep the numbers at even indices (0, 2, 4, ...).",
-      note="The first number is kept whenever there is one."),
+      plan="Keep the numbers at even indices (0, 2, 4, ...)."),
     P("running_max", L, L, (), lambda a, k: prefix_max(a), short="a = [max(a[:i + 1]) for i in range(len(a))]",
       loop="b = []\nfor x in a:\n    b.append(x if not b or x > b[-1] else b[-1])\na = b",
       nouns=("the running maximum of {x}", "the prefix maxima of {x}", "the largest value so far at each position of {x}"),
       verbs=("replace each value by the largest value up to it", "compute the running maximum"),
-      plan="Compute the running maximum.",
-      note="Position i holds the largest of the first i+1 numbers."),
+      plan="Compute the running maximum."),
     # ---- list -> int: aggregations
     P("sum", L, I, (), lambda a, k: sum(a), short="a = sum(a)", loop="b = 0\nfor x in a:\n    b += x\na = b",
       nouns=("the sum of {x}", "the total of {x}", "the sum of all values in {x}"),
       verbs=("add up the values", "compute the total"),
-      plan="Add up all the numbers.",
-      note="An empty list sums to 0."),
+      plan="Add up all the numbers."),
     P("max", L, I, (), lambda a, k: max(a, default=0), short="a = max(a, default=0)",
       loop="b = 0\nfor i in range(len(a)):\n    if i == 0 or a[i] > b:\n        b = a[i]\na = b",
       nouns=("the largest value of {x} (0 if it is empty)", "the maximum of {x}, or 0 when it is empty", "the biggest number in {x} (0 for an empty list)"),
       verbs=("find the largest value (0 if there are none)", "take the maximum, or 0 for an empty list"),
-      plan="Take the maximum, or 0 if the list is empty.",
-      note="Negative numbers are compared as they are."),
+      plan="Take the maximum, or 0 if the list is empty."),
     P("min", L, I, (), lambda a, k: min(a, default=0), short="a = min(a, default=0)",
       loop="b = 0\nfor i in range(len(a)):\n    if i == 0 or a[i] < b:\n        b = a[i]\na = b",
       nouns=("the smallest value of {x} (0 if it is empty)", "the minimum of {x}, or 0 when it is empty", "the least number in {x} (0 for an empty list)"),
       verbs=("find the smallest value (0 if there are none)", "take the minimum, or 0 for an empty list"),
-      plan="Take the minimum, or 0 if the list is empty.",
-      note="Negative numbers are compared as they are."),
+      plan="Take the minimum, or 0 if the list is empty."),
     P("length", L, I, (), lambda a, k: len(a), short="a = len(a)", loop="b = 0\nfor x in a:\n    b += 1\na = b",
       nouns=("the number of values in {x}", "the length of {x}", "the count of numbers in {x}"),
       verbs=("count the values", "take the length of the list"),
-      plan="Count the numbers.",
-      note="An empty list has 0 numbers."),
+      plan="Count the numbers."),
     P("product_mod", L, I, (10, 100), lambda a, k: product(a) % k, short="a = math.prod(a) % {k}",
       loop="b = 1\nfor x in a:\n    b *= x\na = b % {k}",
       nouns=("the product of {x} modulo {k}", "the product of all values in {x}, taken modulo {k}", "the remainder of the product of {x} divided by {k}"),
       verbs=("multiply all values together (1 if there are none) and take the result modulo {k}", "compute the product modulo {k}, where an empty product is 1"),
-      plan="Multiply all numbers together and take the result modulo {k}.",
-      note="An empty product is 1; Python's % keeps the result in 0..{k}-1."),
+      plan="Multiply all numbers together and take the result modulo {k}."),
     P("count_distinct", L, I, (), lambda a, k: len(set(a)), short="a = len(set(a))",
       loop="b = []\nfor x in a:\n    if x not in b:\n        b.append(x)\na = len(b)",
       nouns=("the number of distinct values in {x}", "the count of different numbers in {x}", "the count of unique values of {x}"),
       verbs=("count the distinct values", "count how many different numbers there are"),
-      plan="Count the distinct numbers.",
-      note="Repeated numbers count once."),
+      plan="Count the distinct numbers."),
     # ---- str -> str
     P("upper", S, S, (), lambda a, k: a.upper(), short="a = a.upper()", loop="b = ''\nfor c in a:\n    b += c.upper()\na = b",
       nouns=("{x} in upper case", "{x} converted to capital letters", "the upper-case version of {x}"),
       verbs=("convert the text to upper case", "make every letter a capital"),
-      plan="Convert the text to upper case.",
-      note="Characters that are not letters stay the same."),
+      plan="Convert the text to upper case."),
     P("lower", S, S, (), lambda a, k: a.lower(), short="a = a.lower()", loop="b = ''\nfor c in a:\n    b += c.lower()\na = b",
       nouns=("{x} in lower case", "{x} converted to small letters", "the lower-case version of {x}"),
       verbs=("convert the text to lower case", "make every letter small"),
-      plan="Convert the text to lower case.",
-      note="Characters that are not letters stay the same."),
+      plan="Convert the text to lower case."),
     P("reverse_words", S, S, (), lambda a, k: " ".join(reversed(a.split())), short="a = ' '.join(a.split()[::-1])",
       loop="b = []\nfor w in a.split():\n    b.insert(0, w)\na = ' '.join(b)",
       nouns=("{x} with its words in reverse order", "the words of {x} in reverse order, separated by spaces", "{x} with the word order reversed"),
       verbs=("reverse the order of the words", "write the words from last to first"),
-      plan="Reverse the order of the words.",
-      note="The words are joined again with single spaces."),
+      plan="Reverse the order of the words."),
     P("reverse_chars", S, S, (), lambda a, k: a[::-1], short="a = a[::-1]", loop="b = ''\nfor c in a:\n    b = c + b\na = b",
       nouns=("{x} reversed character by character", "{x} written backwards", "the characters of {x} in reverse order"),
       verbs=("reverse the text", "write the characters from last to first"),
-      plan="Reverse the characters of the text.",
-      note="Spaces move with the other characters."),
+      plan="Reverse the characters of the text."),
     P("remove_vowels", S, S, (), lambda a, k: "".join(c for c in a if c not in VOWELS),
       short="a = ''.join(c for c in a if c not in 'aeiouAEIOU')", loop="b = ''\nfor c in a:\n    if c not in 'aeiouAEIOU':\n        b += c\na = b",
       nouns=("{x} without vowels", "{x} with every vowel removed", "{x} with the letters a, e, i, o, u (any case) deleted"),
       verbs=("remove all vowels", "delete every vowel (a, e, i, o, u in either case)"),
-      plan="Remove every vowel.",
-      note="Vowels of both cases go; spaces stay."),
+      plan="Remove every vowel."),
     P("long_words", S, S, (2, 3, 4), lambda a, k: " ".join(w for w in a.split() if len(w) > k),
       short="a = ' '.join(w for w in a.split() if len(w) > {k})",
       loop="b = []\nfor w in a.split():\n    if len(w) > {k}:\n        b.append(w)\na = ' '.join(b)",
       nouns=("the words of {x} longer than {k} characters", "{x} keeping only words with more than {k} characters", "the words in {x} whose length exceeds {k}, separated by spaces"),
       verbs=("keep only the words longer than {k} characters", "remove the words with at most {k} characters"),
-      plan="Keep only the words longer than {k} characters.",
-      note="The words left are joined with single spaces; the text may become empty."),
+      plan="Keep only the words longer than {k} characters."),
     P("acronym", S, S, (), lambda a, k: "".join(w[0] for w in a.split()), short="a = ''.join(w[0] for w in a.split())",
       loop="b = ''\nfor w in a.split():\n    b += w[0]\na = b",
       nouns=("the first letters of the words of {x}, joined together", "the initials of the words of {x}", "the acronym formed by the words of {x}"),
       verbs=("join the first letters of the words", "replace the text by the initials of its words"),
-      plan="Join the first letter of each word.",
-      note="An empty text gives an empty result."),
+      plan="Join the first letter of each word."),
     # ---- str -> list, str -> int
     P("word_lengths", S, L, (), lambda a, k: [len(w) for w in a.split()], **words_to("len(w)"),
       nouns=("the lengths of the words of {x}", "the number of characters in each word of {x}", "the word lengths of {x}"),
       verbs=("replace each word by its length", "compute the length of every word"),
-      plan="Take the length of each word.",
-      note="An empty text gives an empty list."),
+      plan="Take the length of each word."),
     P("count_words", S, I, (), lambda a, k: len(a.split()), short="a = len(a.split())", loop="b = 0\nfor w in a.split():\n    b += 1\na = b",
       nouns=("the number of words in {x}", "the word count of {x}", "the count of words in {x}"),
       verbs=("count the words", "count how many words there are"),
-      plan="Count the words.",
-      note="An empty text has 0 words."),
+      plan="Count the words."),
     P("count_vowels", S, I, (), lambda a, k: sum(c in VOWELS for c in a), short="a = sum(c in 'aeiouAEIOU' for c in a)",
       loop="b = 0\nfor c in a:\n    if c in 'aeiouAEIOU':\n        b += 1\na = b",
       nouns=("the number of vowels in {x}", "the count of vowels in {x}", "the vowel count of {x}"),
       verbs=("count the vowels (a, e, i, o, u in either case)", "count how many vowels there are"),
-      plan="Count the vowels.",
-      note="Upper-case vowels count too."),
+      plan="Count the vowels."),
     P("str_length", S, I, (), lambda a, k: len(a), short="a = len(a)", loop="b = 0\nfor c in a:\n    b += 1\na = b",
       nouns=("the number of characters in {x}", "the length of {x}", "the count of characters in {x}"),
       verbs=("count the characters, spaces included", "take the length of the text"),
-      plan="Count the characters.",
-      note="Spaces count as characters."),
+      plan="Count the characters."),
     # ---- int -> int
     P("int_abs", I, I, (), lambda a, k: abs(a), short="a = abs(a)", loop="if a < 0:\n    a = -a",
       nouns=("the absolute value of {x}", "{x} without its sign", "the magnitude of {x}"),
       verbs=("take the absolute value", "drop the sign of the number"),
-      plan="Take the absolute value.",
-      note="Zero and positive numbers stay the same."),
+      plan="Take the absolute value."),
     P("digit_sum", I, I, (), lambda a, k: sum(int(c) for c in str(abs(a))), short="a = sum(int(c) for c in str(abs(a)))",
       loop="a = abs(a)\nb = 0\nwhile a > 0:\n    b += a % 10\n    a //= 10\na = b",
       nouns=("the digit sum of {x}", "the sum of the digits of {x}", "the total of the decimal digits of {x}"),
       verbs=("add up the digits of the number, ignoring the sign", "replace the number by the sum of its digits"),
-      plan="Add up the digits of the number, ignoring the sign.",
-      note="The digit sum of 0 is 0."),
+      plan="Add up the digits of the number, ignoring the sign."),
     P("int_mod", I, I, (3, 7, 10), lambda a, k: a % k, short="a = a % {k}", loop="a %= {k}",
       nouns=("{x} modulo {k}", "the remainder of {x} divided by {k}", "{x} mod {k}"),
       verbs=("take the result modulo {k}", "replace the number by its remainder modulo {k}"),
-      plan="Take the number modulo {k}.",
-      note="Python's % keeps the result in 0..{k}-1, also for negative numbers."),
+      plan="Take the number modulo {k}."),
 ]
 # Adjacent steps where the second undoes or ignores the first, or is a no-op after it: never sampled.
 POINTLESS_PAIRS = {("sort_asc", "sort_desc"), ("sort_desc", "sort_asc"), ("upper", "lower"), ("lower", "upper"),
@@ -402,6 +371,7 @@ POINTLESS_PAIRS = {("sort_asc", "sort_desc"), ("sort_desc", "sort_asc"), ("upper
 BY_INPUT = {t: [p for p in PRIMITIVES if p.takes == t] for t in (L, S, I)}
 
 Step = tuple[Primitive, Any]    # a primitive and its parameter (None when it has none)
+STEPS_BY_INPUT: dict[str, list[Step]] = {t: [(p, k) for p in prims for k in (p.params or (None,))] for t, prims in BY_INPUT.items()}
 
 # ----------------------------------------------------------------------------- wording
 
@@ -420,11 +390,6 @@ TYPE_WORDS = {L: "a list of integers", S: "a string", I: "an integer"}
 STDIN_FORMAT = {L: "one line of integers separated by spaces", S: "one line of text (words separated by single spaces)"}
 STDOUT_FORMAT = {L: "the numbers separated by spaces on one line (empty if there are none)",
                  S: "one line of text", I: "one integer"}
-STORIES = {L: ("A sensor logs its integer readings as a list.", "A game records the points scored in each round as a list.",
-               "A shop keeps the daily changes of its balance as a list of integers.", "A teacher has a list of integer marks.",
-               "A weather station stores a list of daily temperature changes."),
-           S: ("A message arrives as one line of words.", "A librarian has a book title (words separated by spaces).",
-               "A chat bot receives a sentence.", "A printer gets a line of text to print.")}
 QUANTITY_NAMES = ("signal", "digest", "report", "summary", "score", "checksum", "profile", "fingerprint")
 
 
@@ -485,18 +450,17 @@ def show_value(value: Any) -> str:
 
 
 def goal_sentence(rng: random.Random, steps: list[Step], fmt: str, fn_name: str, trace_input: Any) -> str:
-    """The "goal" style: a small story names the quantity to compute and a worked example shows
-    its value after each step, as task statements do; which operation each step is, and why, is
-    left for the solver (or the plan) to say."""
-    takes, gives = steps[0][0].takes, steps[-1][0].gives
+    """The "goal" style: the task names a quantity and a worked example shows its value after each
+    step; which operation each step is, is left for the solver (or the plan) to infer. The trace
+    input is chosen so that the example identifies every step (steps_identified)."""
+    takes = steps[0][0].takes
     name = rng.choice(QUANTITY_NAMES)
     values = [trace_input]
     for step in steps:
         values.append(run_chain([step], values[-1]))
-    task = f"Print its {name}." if fmt == "stdio" else f"Write a function {fn_name}(a) that returns the {name} of a."
-    return (f"{rng.choice(STORIES[takes])} Its {name} is {TYPE_WORDS[gives]}, worked out in {len(steps)} "
-            f"step{'s' * (len(steps) > 1)}. {task}\n\nWorked example: "
-            + " -> ".join(map(show_value, values)) + f", so the {name} of {show_value(trace_input)} is {show_value(values[-1])}.")
+    task = (f"{opening(takes, fmt, fn_name)} {'Print' if fmt == 'stdio' else 'Return'} its {name}, worked out in "
+            f"{len(steps)} step{'s' * (len(steps) > 1)}.")
+    return f"{task}\n\nWorked example: " + " -> ".join(map(show_value, values)) + "."
 
 
 def stdin_text(value: Any) -> str:
@@ -521,24 +485,15 @@ def question_text(rng: random.Random, steps: list[Step], fmt: str, fn_name: str,
 
 
 def plan_step(prim: Primitive, k: Any) -> str:
-    """The reference plan's line for one step: the operation, then what it handles."""
-    return f"{fill(prim.plan, k)} {fill(prim.note, k)}"
+    """The reference plan's line for one step."""
+    return fill(prim.plan, k)
 
 
-def reference_plan(steps: list[Step], fmt: str) -> str:
-    """What a teacher that read the solution writes: numbered steps in execution order, each with
-    the edge cases it handles, from reading the input to writing the result."""
-    takes, gives = steps[0][0].takes, steps[-1][0].gives
-    if fmt == "stdio":
-        first = ("Read the list of integers from the input line; the line may be empty." if takes == L
-                 else "Read the line of text; it may be empty.")
-        last = {L: "Print the numbers separated by spaces, an empty line if there are none.", S: "Print the text.",
-                I: "Print the number."}[gives]
-    else:
-        first = f"Take the input {'list' if takes == L else 'string'} a; it may be empty."
-        last = "Return the result."
-    lines = [first] + [plan_step(prim, k) for prim, k in steps] + [last]
-    return "\n".join(f"{i}. {line}" for i, line in enumerate(lines, 1))
+def reference_plan(steps: list[Step]) -> str:
+    """What a teacher that read the solution writes: the steps, numbered in execution order. Lines
+    that would read the same in every plan (read the input, print the result, fixed edge-case notes)
+    carry no information and are left out: shorter inputs are easier for a small model to read."""
+    return "\n".join(f"{i}. {plan_step(prim, k)}" for i, (prim, k) in enumerate(steps, 1))
 
 # ----------------------------------------------------------------------------- code
 
@@ -610,21 +565,34 @@ def some_step_is_invisible(steps: list[Step], cases: list[tuple[Any, Any]]) -> b
     return False
 
 
-def build_tests(rng: random.Random, steps: list[Step]) -> tuple[list[tuple[Any, Any]], list[tuple[Any, Any]]] | None:
+def same(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and a == b
+
+
+def steps_identified(steps: list[Step], trace_input: Any, cases: list[tuple[Any, Any]]) -> bool:
+    """Whether a worked example on trace_input pins down every step: each primitive (with its
+    constant) that maps the example's value before a step to its value after it also maps that
+    step's value on every test input as the step does. Then every chain that reproduces the
+    worked example computes, step by step, what the reference computes on every test."""
+    trace, states = trace_input, [arg for arg, _ in cases]
+    for prim, k in steps:
+        after, truth = prim.fn(trace, k), [prim.fn(x, k) for x in states]
+        for other, j in STEPS_BY_INPUT[prim.takes]:
+            if (other, j) != (prim, k) and same(other.fn(trace, j), after) and \
+                    not all(same(other.fn(x, j), y) for x, y in zip(states, truth)):
+                return False
+        trace, states = after, truth
+    return True
+
+
+def build_tests(rng: random.Random, steps: list[Step], style: str) -> tuple[list[tuple[Any, Any]], list[tuple[Any, Any]]] | None:
     """(public examples, hidden cases) as (argument, expected) pairs, or None when the chain is
-    degenerate on these inputs (nearly constant or too long output, or a step the tests cannot
-    see) and should be resampled."""
+    degenerate on these inputs (nearly constant or too long output, a step the tests cannot see,
+    or, in the goal style, no worked example among TRACE_TRIES inputs that identifies every step)
+    and should be resampled. A goal problem's worked example is its first public example."""
     takes = steps[0][0].takes
     fresh = (lambda: random_list(rng, 2, 8)) if takes == L else (lambda: random_text(rng, 2, 6))
-    public: list[tuple[Any, Any]] = []
-    for _ in range(rng.choice((1, 2))):
-        for attempt in range(4):   # prefer examples whose answer is not empty
-            arg = random_list(rng, 3, 6) if takes == L else random_text(rng, 2, 4)
-            out = run_chain(steps, arg)
-            if (out != [] and out != "") or attempt == 3:
-                break
-        public.append((arg, out))
-    seen = {repr(arg) for arg, _ in public}
+    seen: set[str] = set()
     hidden: list[tuple[Any, Any]] = []
     candidates = edge_inputs(rng, takes)
     while len(hidden) < N_EDGE_TESTS + N_RANDOM_TESTS:
@@ -632,6 +600,25 @@ def build_tests(rng: random.Random, steps: list[Step]) -> tuple[list[tuple[Any, 
         if repr(arg) not in seen:
             seen.add(repr(arg))
             hidden.append((arg, run_chain(steps, arg)))
+    public: list[tuple[Any, Any]] = []
+    for _ in range(rng.choice((1, 2))):
+        for attempt in range(4):   # prefer examples whose answer is not empty
+            arg = random_list(rng, 3, 6) if takes == L else random_text(rng, 2, 4)
+            out = run_chain(steps, arg)
+            if repr(arg) not in seen and ((out != [] and out != "") or attempt == 3):
+                break
+        else:
+            return None
+        seen.add(repr(arg))
+        public.append((arg, out))
+    if style == "goal":
+        for _ in range(TRACE_TRIES):
+            arg = random_list(rng, 3, 8) if takes == L else random_text(rng, 2, 5)
+            if repr(arg) not in seen and steps_identified(steps, arg, public + hidden):
+                public = [(arg, run_chain(steps, arg))] + public[1:]
+                break
+        else:
+            return None
     outputs = [repr(out) for _, out in public + hidden]
     if len(set(outputs)) < MIN_DISTINCT_OUTPUTS or max(map(len, outputs)) > MAX_OUTPUT_CHARS:
         return None
@@ -682,27 +669,27 @@ def sample_chain(rng: random.Random, n_steps: int) -> list[Step] | None:
     return steps
 
 
-def step_counts(n: int) -> list[int]:
-    """Step counts for a split of n problems: exact difficulty shares, steps even inside each."""
+def step_counts(n: int, mix: str) -> list[int]:
+    """Step counts for n problems in the exact shares of `mix`."""
     counts: list[int] = []
-    for i, (_, share, (lo, hi)) in enumerate(DIFFICULTY_SHARES):
-        m = n - len(counts) if i == len(DIFFICULTY_SHARES) - 1 else round(share * n)
-        counts += [lo if j % 2 == 0 else hi for j in range(m)]
+    shares = sorted(MIXES[mix].items())
+    for i, (n_steps, share) in enumerate(shares):
+        counts += [n_steps] * (n - len(counts) if i == len(shares) - 1 else round(share * n))
     return counts
 
 
 def difficulty_of(n_steps: int) -> str:
-    return next(name for name, _, (lo, hi) in DIFFICULTY_SHARES if lo <= n_steps <= hi)
+    return next(name for name, (lo, hi) in DIFFICULTY_STEPS if lo <= n_steps <= hi)
 
 
-def slots(rng: random.Random, n: int, min_steps: int) -> list[tuple[int, str, str]]:
+def slots(rng: random.Random, n: int, min_steps: int, mix: str) -> list[tuple[int, str, str]]:
     """(step count, format, style) for n problems. Formats (half each) and styles (GOAL_SHARE of
     every difficulty is "goal") are shuffled apart from the step counts, so neither follows them."""
-    counts = [max(c, min_steps) for c in step_counts(n)]
+    counts = [max(c, min_steps) for c in step_counts(n, mix)]
     formats = ["stdio"] * (n // 2) + ["call"] * (n - n // 2)
     rng.shuffle(formats)
     styles: list[str] = []
-    for name, _, _ in DIFFICULTY_SHARES:
+    for name, _ in DIFFICULTY_STEPS:
         m = sum(difficulty_of(c) == name for c in counts)
         group = ["goal"] * math.ceil(GOAL_SHARE * m) + ["steps"] * (m - math.ceil(GOAL_SHARE * m))
         rng.shuffle(group)
@@ -711,12 +698,15 @@ def slots(rng: random.Random, n: int, min_steps: int) -> list[tuple[int, str, st
 
 
 class Chains:
-    """Which chains each split may use. Train and valid never hold a held-out pair; valid's chains
-    are new (not in train) so that selection does not reward recall; the test tiers are
-    seen-chain (new instances of train chains), new-chain (chains in neither train nor valid, built
-    only from class pairs adjacent in train) and held-pair (a held-out pair inside)."""
+    """Which chains each split may use. Train never holds a held-out pair. Valid and test have the
+    same three tiers: seen-chain (new instances of train chains), new-chain (chains not in train,
+    built only from class pairs adjacent in train) and held-pair (a held-out pair inside; valid and
+    test share the held-out pairs, so the tier means the same in both). No chain occurs in both
+    valid and test: the train chains are split in two halves for the seen-chain tiers, and test
+    draws no chain that valid holds."""
 
     def __init__(self, seed: int):
+        self.seed = seed
         self.held = holdout_pairs(seed)
         self.train: dict[tuple, list[Step]] = {}
         self.train_pairs: set[tuple[str, str]] = set()
@@ -724,13 +714,14 @@ class Chains:
 
     def draw(self, rng: random.Random, split: str, tier: str, n_steps: int) -> list[Step] | None:
         if tier == "seen-chain":
-            return list(rng.choice(self.by_length[n_steps])) if self.by_length.get(n_steps) else None
+            seen = self.seen[split].get(n_steps)
+            return list(rng.choice(seen)) if seen else None
         steps = sample_chain(rng, n_steps)
         if steps is None:
             return None
         pairs, key = class_pairs(steps), chain_key(steps)
         if tier == "held-pair":
-            return steps if pairs & self.held else None
+            return steps if pairs & self.held and key not in self.valid else None
         if pairs & self.held:
             return None
         if split == "train":
@@ -746,14 +737,16 @@ class Chains:
             self.valid.add(chain_key(steps))
 
     def close_train(self) -> None:
-        self.by_length: dict[int, list[list[Step]]] = {}
-        for key in sorted(self.train):
+        keys = sorted(self.train)
+        random.Random(f"synthetic/{self.seed}/seen").shuffle(keys)
+        self.seen: dict[str, dict[int, list[list[Step]]]] = {"valid": {}, "test": {}}
+        for i, key in enumerate(keys):
             steps = self.train[key]
-            self.by_length.setdefault(len(steps), []).append(steps)
+            self.seen[("valid", "test")[i % 2]].setdefault(len(steps), []).append(steps)
 
 
 def make_problem(rng: random.Random, steps: list[Step], fmt: str, style: str, tier: str) -> dict | None:
-    tests = build_tests(rng, steps)
+    tests = build_tests(rng, steps, style)
     if tests is None:
         return None
     public, hidden = tests
@@ -762,27 +755,27 @@ def make_problem(rng: random.Random, steps: list[Step], fmt: str, style: str, ti
             "solutions": [solution(steps, fmt, fn_name or "", "short"), solution(steps, fmt, fn_name or "", "loop")],
             "starter_code": f"def {fn_name}(a):\n" if fn_name else "", "fn_name": fn_name,
             "public_tests": [make_test(fmt, a, o) for a, o in public], "hidden_tests": [make_test(fmt, a, o) for a, o in hidden],
-            "difficulty": difficulty_of(len(steps)), "source": "synthetic", "reference_plan": reference_plan(steps, fmt),
+            "difficulty": difficulty_of(len(steps)), "source": "synthetic", "reference_plan": reference_plan(steps),
             "tier": tier, "style": style}
 
 
 def split_plan(split: str, size: int) -> list[tuple[str, int, int]]:
     """(tier, problems, fewest steps) per part of a split. A one-step chain has no pair and every
-    one-step chain occurs in train, so new-chain and held-pair introductory problems have 2 steps;
-    valid follows new-chain."""
+    one-step chain occurs in train, so new-chain and held-pair introductory problems have 2 steps."""
     if split == "train":
         return [("", size, 1)]
-    if split == "valid":
-        return [("", size, 2)]
     return [(tier, size // len(TIERS) + (i < size % len(TIERS)), 1 if tier == "seen-chain" else 2)
             for i, tier in enumerate(TIERS)]
 
 
-def generate(seed: int = 0, sizes: tuple[int, int, int] = DEFAULT_SIZES, progress: bool = False) -> dict[str, list[dict]]:
+def generate(seed: int = 0, sizes: tuple[int, int, int] = DEFAULT_SIZES, progress: bool = False,
+             mix: str = DEFAULT_MIX) -> dict[str, list[dict]]:
     """The train / valid / test splits as problem records (problems.Problem.to_dict() layout); the
-    same seed and sizes always give the same problems."""
+    same seed, sizes and mix always give the same problems."""
     if len(sizes) != 3 or any(n < 0 for n in sizes):
         raise SyntheticError(f"synthetic: sizes must be three counts >= 0 (train, valid, test), got {sizes!r}")
+    if mix not in MIXES:
+        raise SyntheticError(f"synthetic: unknown mix {mix!r} (expected one of {', '.join(MIXES)})")
     chains = Chains(seed)
     seen_questions: set[str] = set()
     splits: dict[str, list[dict]] = {}
@@ -791,7 +784,7 @@ def generate(seed: int = 0, sizes: tuple[int, int, int] = DEFAULT_SIZES, progres
         problems: list[dict] = []
         start = time.time()
         for tier, count, min_steps in split_plan(split, size):
-            for n_steps, fmt, style in slots(rng, count, min_steps):
+            for n_steps, fmt, style in slots(rng, count, min_steps, mix):
                 for _ in range(20_000):
                     steps = chains.draw(rng, split, tier, n_steps)
                     problem = steps and make_problem(rng, steps, fmt, style, tier)
@@ -830,6 +823,129 @@ def splits_digest(splits: dict[str, list[dict]]) -> str:
     """Digest of generated splits, as canonical JSON: DEFAULT_DIGEST pins the default benchmark."""
     return hashlib.sha256(json.dumps(splits, sort_keys=True).encode()).hexdigest()
 
+# ----------------------------------------------------------------------------- the determinacy check
+# Independent of how the generator builds a problem: from the record alone (statement, public and
+# hidden tests), it enumerates every chain the generator could have drawn that a solver would
+# accept and asks whether all of them agree on the hidden tests.
+
+
+def chain_allowed(steps: list[Step]) -> bool:
+    """The generator's chain rules (sample_chain): types fit, primitives are distinct, no pointless
+    pair, an aggregation to an integer only last or second to last."""
+    kind = steps[0][0].takes
+    for i, (prim, _) in enumerate(steps):
+        if prim.takes != kind or any(prim is q for q, _ in steps[:i]) or \
+                (prim.gives == I and kind != I and len(steps) - i - 1 > 1) or \
+                (i and (steps[i - 1][0].name, prim.name) in POINTLESS_PAIRS):
+            return False
+        kind = prim.gives
+    return True
+
+
+def test_cases(record: dict, takes: str, which: str) -> list[tuple[Any, Any]]:
+    """(argument, expected) of a record's public or hidden tests; stdio outputs stay text."""
+    cases = []
+    for test in record[f"{which}_tests"]:
+        if test["kind"] == "call":
+            cases.append((test["input"][0], test["output"]))
+        else:
+            text = test["input"].rstrip("\n")
+            cases.append((text if takes == S else [int(t) for t in text.split()], test["output"]))
+    return cases
+
+
+def answer(steps: list[Step], arg: Any, stdio: bool) -> str:
+    out = run_chain(steps, arg)
+    return stdin_text(out) if stdio else repr(out)
+
+
+def worked_example(question: str) -> list[Any]:
+    line = question.split("Worked example: ", 1)[1].split("\n", 1)[0]
+    return [ast.literal_eval(v) for v in line.split(", so the ")[0].removesuffix(".").split(" -> ")]
+
+
+def goal_chains(question: str) -> tuple[str, int, Iterator[list[Step]]]:
+    """(input type, step count, every allowed chain that reproduces the worked example step by
+    step), the chains enumerated lazily: a problem is undetermined as soon as two of them disagree."""
+    values = worked_example(question)
+    matches = [[step for step in STEPS_BY_INPUT[{list: L, str: S, int: I}[type(before)]] if same(step[0].fn(before, step[1]), after)]
+               for before, after in zip(values, values[1:])]
+
+    def extend(chain: list[Step]) -> Iterator[list[Step]]:
+        if len(chain) == len(matches):
+            yield chain
+            return
+        for step in matches[len(chain)]:
+            if chain_allowed(chain + [step]):
+                yield from extend(chain + [step])
+    return {list: L, str: S}[type(values[0])], len(matches), extend([])
+
+
+NOUN_PARTS = [(*fill(noun, k, "{x}").split("{x}"), (p, k)) for p in PRIMITIVES for k in (p.params or (None,)) for noun in p.nouns]
+BASES = {noun for nouns in INPUT_NOUNS.values() for noun in nouns} | {"the result"}
+
+
+def nested_readings(phrase: str) -> list[list[Step]]:
+    """Every chain (execution order) a nested noun phrase can name."""
+    if phrase in BASES:
+        return [[]]
+    readings = []
+    for before, after, step in NOUN_PARTS:
+        if phrase.startswith(before) and phrase.endswith(after) and len(phrase) > len(before) + len(after):
+            readings += [inner + [step] for inner in nested_readings(phrase[len(before):len(phrase) - len(after)])]
+    return readings
+
+
+def steps_chains(question: str) -> tuple[str, int, Iterator[list[Step]]]:
+    """Every allowed chain that the listed steps can name: a sequential part ("First ..., then ...")
+    in order, then the nested noun phrase of "Print ..." / "Return ..." read from the inside out."""
+    task = question.split("\n\n", 1)[0]
+    takes = L if task.split(".", 1)[0].endswith(("a list of integers", "a list of integers a")) else S
+    rest = task.split(". ", 1)[1]
+    at = max(rest.rfind("Print "), rest.rfind("Return "))
+    head, phrase = rest[:at].strip(), rest[at:].split(" ", 1)[1].removesuffix(".")
+    verbs = head.removesuffix(".").removeprefix("First ").split(", then ") if head else []
+    sequences: list[list[Step]] = [[]]
+    for verb in verbs:
+        matches = [step for step in STEPS_BY_INPUT[L] + STEPS_BY_INPUT[S] + STEPS_BY_INPUT[I]
+                   if any(fill(v, step[1]).lower() == verb.lower() for v in step[0].verbs)]
+        sequences = [seq + [m] for seq in sequences for m in matches]
+    chains = [seq + tail for seq in sequences for tail in nested_readings(phrase)]
+    chains = [c for c in chains if c and c[0][0].takes == takes and chain_allowed(c)]
+    return takes, len(chains[0]) if chains else 0, iter(chains)
+
+
+def determined(record: dict) -> tuple[bool, int]:
+    """(whether every chain that a solver would accept gives the same hidden outputs, the step count
+    of the statement's chains). A chain is accepted when it fits the statement (reproduces the worked
+    example, or follows the listed steps) and passes every public example."""
+    parse = goal_chains if record["style"] == "goal" else steps_chains
+    takes, n_steps, chains = parse(record["question"])
+    stdio = record["fn_name"] is None
+    public, hidden = test_cases(record, takes, "public"), test_cases(record, takes, "hidden")
+    behaviours = set()
+    for steps in chains:
+        if all(answer(steps, arg, stdio) == (out if stdio else repr(out)) for arg, out in public):
+            behaviours.add(tuple(answer(steps, arg, stdio) for arg, _ in hidden))
+            if len(behaviours) > 1:
+                break
+    return len(behaviours) == 1, n_steps
+
+
+def check(splits: dict[str, list[dict]]) -> list[str]:
+    """Report lines: the share of determined problems per split, then per tier, style and step count."""
+    lines = []
+    for split, records in splits.items():
+        results = [(r, *determined(r)) for r in records]
+        groups: dict[str, list[bool]] = {}
+        for r, ok, n_steps in results:
+            for key in ("all", f"tier {r['tier']}" * bool(r["tier"]), f"style {r['style']}", f"steps {n_steps}"):
+                groups.setdefault(key, []).append(ok)
+        groups.pop("", None)
+        lines.append(f"{split}: " + ", ".join(f"{key} {100 * sum(groups[key]) / len(groups[key]):.1f}% of {len(groups[key])}"
+                                              for key in sorted(groups, key=lambda k: (k != "all", k))))
+    return lines
+
 # ----------------------------------------------------------------------------- command line
 
 
@@ -852,7 +968,7 @@ def print_stats(splits: dict[str, list[dict]], seconds: float) -> None:
         by_style = sum(p["style"] == "goal" for p in problems)
         print(f"\n{split}: {len(problems)} problems, {by_fmt} stdio / {len(problems) - by_fmt} call-based, "
               f"{by_style} goal / {len(problems) - by_style} steps style")
-        groups = [(name, [p for p in problems if p["difficulty"] == name]) for name, _, _ in DIFFICULTY_SHARES]
+        groups = [(name, [p for p in problems if p["difficulty"] == name]) for name, _ in DIFFICULTY_STEPS]
         groups += [(tier, [p for p in problems if p["tier"] == tier]) for tier in TIERS]
         print(f"  {'group':<13}{'count':>6}  {'question words mean/max':>24}  {'chars mean/max':>15}  "
               f"{'solution[0] chars':>18}  {'plan words':>11}")
@@ -867,25 +983,43 @@ def print_stats(splits: dict[str, list[dict]], seconds: float) -> None:
                   f"{mean_max([len(p['reference_plan'].split()) for p in group]):>11}")
 
 
+def to_jsonl(splits: dict[str, list[dict]]) -> str:
+    """The splits as JSON lines with a "split" field: the file that `--data synthetic:PATH` loads."""
+    return "".join(json.dumps({"split": split, **p}) + "\n" for split in SPLITS for p in splits[split])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=0, help="generator seed; the same seed always gives the same splits")
     parser.add_argument("--sizes", type=int, nargs=3, default=DEFAULT_SIZES, metavar=("TRAIN", "VALID", "TEST"),
-                        help="number of problems in the train, valid and test splits (test: split evenly over the three tiers)")
-    parser.add_argument("--split", choices=SPLITS, default="train", help="split that --show prints from")
+                        help="number of problems in the train, valid and test splits (valid and test: split evenly over the three tiers)")
+    parser.add_argument("--mix", choices=list(MIXES), default=DEFAULT_MIX,
+                        help=f"shares of the step counts: {', '.join(f'{name} {sorted(m)}' for name, m in MIXES.items())} "
+                             f"(default {DEFAULT_MIX}; the default benchmark is the default mix)")
+    parser.add_argument("--split", choices=SPLITS, default=None, help="split that --show prints from (default train) and --check checks (default all)")
     parser.add_argument("--show", type=int, default=0, metavar="N", help="print the first N problems of --split readably")
-    parser.add_argument("--stats", action="store_true", help="print counts, generation time and lengths per difficulty and tier (the default when --show is not given)")
+    parser.add_argument("--check", action="store_true", help="enumerate, from each problem record alone, every chain of primitives that fits its "
+                        "statement and public examples, and print the share of problems where all of them agree on the hidden tests")
+    parser.add_argument("--out", default="", metavar="FILE", help="write the splits as JSON lines to FILE (train with --data synthetic:FILE)")
+    parser.add_argument("--stats", action="store_true", help="print counts, generation time and lengths per difficulty and tier (the default when nothing else is asked)")
     args = parser.parse_args()
     try:
         start = time.time()
-        splits = generate(args.seed, tuple(args.sizes), progress=True)
+        splits = generate(args.seed, tuple(args.sizes), progress=True, mix=args.mix)
         seconds = time.time() - start
     except SyntheticError as error:
         print(error, file=sys.stderr)
         sys.exit(2)
-    for problem in splits[args.split][:args.show]:
+    if args.out:
+        path = Path(args.out)
+        partial = path.with_name(path.name + ".tmp")
+        partial.write_text(to_jsonl(splits))
+        partial.replace(path)
+    for problem in splits[args.split or "train"][:args.show]:
         show(problem)
-    if args.stats or not args.show:
+    if args.check:
+        print("\n".join(check({s: splits[s] for s in ([args.split] if args.split else SPLITS)})))
+    if args.stats or not (args.show or args.check or args.out):
         print_stats(splits, seconds)
 
 

@@ -1,6 +1,7 @@
-"""The synthetic benchmark: determinism, styles, tiers, the fixed flaws of the first generator (format
-tied to step count, aliases through the hold-out, steps the tests cannot see, ambiguous phrasings),
-and that every reference solution passes all its tests when run as a program in the sandbox."""
+"""The synthetic benchmark: determinism, styles, tiers, the fixed flaws of earlier generators (format
+tied to step count, aliases through the hold-out, steps the tests cannot see, ambiguous phrasings,
+worked examples that do not identify their steps, a valid split without tiers, a mix too hard for
+the CPU budget), and that every reference solution passes all its tests when run in the sandbox."""
 from __future__ import annotations
 
 import ast
@@ -23,7 +24,7 @@ import sandbox  # noqa: E402
 import synthetic  # noqa: E402
 from problems import Problem  # noqa: E402
 
-SIZES = (2000, 100, 150)
+SIZES = (2000, 300, 300)   # the determinacy check runs on at least 300 problems of each split
 STEP_RANGE = {"introductory": (1, 2), "interview": (3, 4), "competition": (5, 6)}
 STEP_BY_PLAN_LINE = {synthetic.plan_step(p, k): (p, k) for p in synthetic.PRIMITIVES for k in (p.params or (None,))}
 
@@ -40,10 +41,8 @@ def splits(records) -> dict[str, list[Problem]]:
 
 
 def steps_of(problem: Problem) -> list[synthetic.Step]:
-    """The (primitive, parameter) steps, read back from the reference plan (first line reads the
-    input, last line prints or returns)."""
-    lines = [line.split(". ", 1)[1] for line in problem.reference_plan.split("\n")]
-    return [STEP_BY_PLAN_LINE[line] for line in lines[1:-1]]
+    """The (primitive, parameter) steps, read back from the reference plan (one line per step)."""
+    return [STEP_BY_PLAN_LINE[line.split(". ", 1)[1]] for line in problem.reference_plan.split("\n")]
 
 
 def names_of(problem: Problem) -> list[str]:
@@ -57,7 +56,6 @@ def test_primitive_table_is_rich_and_unambiguous():
         assert len(p.nouns) >= 3 and len(p.verbs) >= 2, p.name
         assert all("{x}" in noun for noun in p.nouns), p.name
         assert {p.takes, p.gives} <= {"list", "str", "int"}, p.name
-        assert p.note.endswith("."), p.name
         uses_k = any("{k}" in text for text in (p.short, p.loop, p.plan, *p.nouns, *p.verbs))
         assert uses_k == bool(p.params), p.name
     assert {name for pair in synthetic.POINTLESS_PAIRS for name in pair} <= set(names)
@@ -115,7 +113,7 @@ def test_counts_ids_difficulty_and_steps(splits):
             assert lo <= len(steps_of(p)) <= hi, p.id
             assert p.source == "synthetic" and p.reference_plan and len(p.solutions) == 2
             assert (p.starter_code == f"def {p.fn_name}(a):\n") if p.fn_name else p.starter_code == ""
-    assert Counter(len(steps_of(p)) for p in splits["train"]).keys() == {1, 2, 3, 4, 5, 6}
+    assert Counter(len(steps_of(p)) for p in splits["train"]).keys() == set(synthetic.MIXES[synthetic.DEFAULT_MIX])
     chains = [names_of(p) for problems in splits.values() for p in problems]
     assert all(len(set(chain)) == len(chain) for chain in chains)
     assert not any(pair in synthetic.POINTLESS_PAIRS for chain in chains for pair in zip(chain, chain[1:]))
@@ -124,7 +122,7 @@ def test_counts_ids_difficulty_and_steps(splits):
 
 
 def test_format_is_drawn_independently_of_the_step_count(splits):
-    for n_steps in range(1, 7):
+    for n_steps in synthetic.MIXES[synthetic.DEFAULT_MIX]:
         group = [p for p in splits["train"] if len(steps_of(p)) == n_steps]
         stdio = sum(p.fn_name is None for p in group) / len(group)
         assert 0.3 < stdio < 0.7, (n_steps, stdio)
@@ -132,7 +130,7 @@ def test_format_is_drawn_independently_of_the_step_count(splits):
 
 def test_styles_goal_in_at_least_half_of_every_difficulty(splits):
     for split, problems in splits.items():
-        for difficulty in STEP_RANGE:
+        for difficulty in {p.difficulty for p in problems}:
             styles = Counter(p.style for p in problems if p.difficulty == difficulty)
             assert set(styles) == {"goal", "steps"} and styles["goal"] >= styles["steps"], (split, difficulty, styles)
 
@@ -195,9 +193,10 @@ def test_nested_phrasings_read_one_way():
 
 
 def test_tiers_are_named_sized_and_built_as_described(splits):
-    assert {p.tier for p in splits["train"] + splits["valid"]} == {""}
-    tiers = Counter(p.tier for p in splits["test"])
-    assert tiers == {tier: SIZES[2] // 3 for tier in synthetic.TIERS}
+    """Valid had no tiers, so choices made on it could not be read per tier."""
+    assert {p.tier for p in splits["train"]} == {""}
+    for split, size in zip(synthetic.SPLITS[1:], SIZES[1:]):
+        assert Counter(p.tier for p in splits[split]) == {tier: size // 3 for tier in synthetic.TIERS}, split
     held = synthetic.holdout_pairs(0)
     assert held and synthetic.holdout_pairs(1) != held
 
@@ -209,11 +208,9 @@ def test_tiers_are_named_sized_and_built_as_described(splits):
 
     train_keys = {key(p) for p in splits["train"]}
     train_pairs = set().union(*(pairs(p) for p in splits["train"]))
-    valid_keys = {key(p) for p in splits["valid"]}
-    assert not train_pairs & held and not any(pairs(p) & held for p in splits["valid"])
-    assert not valid_keys & train_keys
-    for p in splits["test"]:
-        assert key(p) not in valid_keys, p.id
+    assert not train_pairs & held
+    assert not {key(p) for p in splits["valid"]} & {key(p) for p in splits["test"]}
+    for p in splits["valid"] + splits["test"]:
         if p.tier == "seen-chain":
             assert key(p) in train_keys, p.id
         elif p.tier == "new-chain":
@@ -265,9 +262,48 @@ def test_step_statements_are_not_always_in_execution_order(splits):
     assert 0.2 * len(multi) < in_order < 0.9 * len(multi)
 
 
-def test_step_counts_follow_the_difficulty_shares():
-    counts = synthetic.step_counts(1000)
-    assert Counter(counts) == {1: 200, 2: 200, 3: 175, 4: 175, 5: 125, 6: 125}
+def test_step_counts_follow_the_mix():
+    assert Counter(synthetic.step_counts(1000, "full")) == {1: 200, 2: 200, 3: 175, 4: 175, 5: 125, 6: 125}
+    assert Counter(synthetic.step_counts(1000, "short")) == {1: 400, 2: 400, 3: 200}
+
+
+def test_default_mix_is_short_and_the_full_mix_stays_reachable(records):
+    """At 1 to 6 steps the CPU budget solved almost nothing; the default is 1 to 3 steps with short
+    plans, and the full mix is a flag away."""
+    assert synthetic.DEFAULT_MIX == "short" and max(synthetic.MIXES["short"]) == 3
+    assert max(len(p["reference_plan"].split("\n")) for rows in records.values() for p in rows) == 3
+    full = synthetic.generate(seed=0, sizes=(600, 60, 60), mix="full")
+    assert {len(p["reference_plan"].split("\n")) for p in full["train"]} == {1, 2, 3, 4, 5, 6}
+    result = subprocess.run([sys.executable, str(ROOT / "synthetic.py"), "--mix", "hard"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "--mix" in result.stderr
+
+
+def test_every_problem_is_determined_by_what_a_solver_sees(records):
+    """Worked examples on a list without duplicates could not tell "remove duplicates" from doing
+    nothing: many goal problems had consistent chains with different hidden outputs."""
+    for split, rows in records.items():
+        assert len(rows) >= 300
+        undetermined = [p["id"] for p in rows if not synthetic.determined(p)[0]]
+        assert undetermined == [], (split, undetermined[:5])
+    result = subprocess.run([sys.executable, str(ROOT / "synthetic.py"), "--check", "--split", "valid", "--sizes", "600", "300", "30"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.startswith("valid: all 100.0% of 300"), result.stdout + result.stderr
+
+
+def test_the_check_finds_an_undetermined_problem():
+    """[5, -4, -2, -2, 8] -> 5 is both "count the numbers" and "add them up"; [1, 2] -> [1, 2] shows
+    nothing of a sort; a steps problem names one chain."""
+    def goal(example: str, public, hidden) -> dict:
+        return {"style": "goal", "fn_name": "f", "question": f"Worked example: {example}.\n\nInput: a.",
+                "public_tests": [{"kind": "call", "input": [a], "output": o} for a, o in public],
+                "hidden_tests": [{"kind": "call", "input": [a], "output": o} for a, o in hidden]}
+    assert not synthetic.determined(goal("[5, -4, -2, -2, 8] -> 5", [([5, -4, -2, -2, 8], 5)], [([1, 1], 2)]))[0]
+    assert synthetic.determined(goal("[5, -4, 2] -> 3", [([5, -4, 2], 3)], [([1, 1], 2)])) == (True, 1)
+    assert not synthetic.determined(goal("[1, 2] -> [1, 2]", [([1, 2], [1, 2])], [([2, 1], [1, 2])]))[0]
+    steps = {"style": "steps", "fn_name": None, "question": "You are given a list of integers. Print the sum of the squares of the list.",
+             "public_tests": [{"kind": "stdio", "input": "1 2\n", "output": "5\n"}],
+             "hidden_tests": [{"kind": "stdio", "input": "-3\n", "output": "9\n"}]}
+    assert synthetic.determined(steps) == (True, 2)
 
 
 def test_every_reference_solution_passes_all_its_tests(splits):
