@@ -297,8 +297,8 @@ def test_the_check_finds_an_undetermined_problem():
         return {"style": "goal", "fn_name": "f", "question": f"Worked example: {example}.\n\nInput: a.",
                 "public_tests": [{"kind": "call", "input": [a], "output": o} for a, o in public],
                 "hidden_tests": [{"kind": "call", "input": [a], "output": o} for a, o in hidden]}
-    assert not synthetic.determined(goal("[5, -4, -2, -2, 8] -> 5", [([5, -4, -2, -2, 8], 5)], [([1, 1], 2)]))[0]
-    assert synthetic.determined(goal("[5, -4, 2] -> 3", [([5, -4, 2], 3)], [([1, 1], 2)])) == (True, 1)
+    assert not synthetic.determined(goal("[5, -4, -2, -2, 8] -> 5", [([5, -4, -2, -2, 8], 5)], [([3], 3)]))[0]
+    assert synthetic.determined(goal("[5, -4, 6] -> 7", [([5, -4, 6], 7)], [([1, 1], 2)])) == (True, 1)
     assert not synthetic.determined(goal("[1, 2] -> [1, 2]", [([1, 2], [1, 2])], [([2, 1], [1, 2])]))[0]
     steps = {"style": "steps", "fn_name": None, "question": "You are given a list of integers. Print the sum of the squares of the list.",
              "public_tests": [{"kind": "stdio", "input": "1 2\n", "output": "5\n"}],
