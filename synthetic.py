@@ -1000,9 +1000,20 @@ def main() -> None:
     parser.add_argument("--show", type=int, default=0, metavar="N", help="print the first N problems of --split readably")
     parser.add_argument("--check", action="store_true", help="enumerate, from each problem record alone, every chain of primitives that fits its "
                         "statement and public examples, and print the share of problems where all of them agree on the hidden tests")
+    parser.add_argument("--records", default="", metavar="FILE", help="with --check: check the problems of this file "
+                        "(JSON lines with a \"split\" field, as --out and data.py's cache write them) instead of generating")
     parser.add_argument("--out", default="", metavar="FILE", help="write the splits as JSON lines to FILE (train with --data synthetic:FILE)")
     parser.add_argument("--stats", action="store_true", help="print counts, generation time and lengths per difficulty and tier (the default when nothing else is asked)")
     args = parser.parse_args()
+    if args.records:
+        if not args.check:
+            parser.error("--records goes with --check")
+        splits = {s: [] for s in ([args.split] if args.split else SPLITS)}
+        with open(args.records) as f:
+            for row in map(json.loads, f):
+                splits.get(row["split"], []).append(row)
+        print("\n".join(check(splits)))
+        return
     try:
         start = time.time()
         splits = generate(args.seed, tuple(args.sizes), progress=True, mix=args.mix)

@@ -395,7 +395,7 @@ def final_pass1(raw_model, tokenizer, problems, cfg: TrainConfig) -> dict:
     by_diff: dict[str, list[bool]] = {}
     for p, v in zip(problems, verdicts):
         by_diff.setdefault(p.difficulty, []).append(v.passed)
-        if p.tier:   # per tier too, where the split has tiers (the synthetic test split)
+        if p.tier:   # per tier too, where the split has tiers (the synthetic benchmark's valid split)
             by_diff.setdefault(f"tier_{p.tier}", []).append(v.passed)
     result = {"valid_pass1": sum(v.passed for v in verdicts) / len(verdicts), "valid_problems": len(verdicts)}
     result.update({f"valid_pass1_{d}": sum(x) / len(x) for d, x in sorted(by_diff.items())})
