@@ -12,6 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import data  # noqa: E402
+import synthetic  # noqa: E402
 from problems import DataError, Problem, Test  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -277,7 +278,7 @@ def test_synthetic_generates_once_and_caches(tmp_path, monkeypatch):
         return {s: [make(s, i) for i in range(n)] for s, n in zip(("train", "valid", "test"), (3, 2, 1))}
 
     monkeypatch.setitem(sys.modules, "synthetic", types.SimpleNamespace(DEFAULT_SIZES=(9, 8, 7), generate=generate,
-                                                                        source_digest=lambda: "d1"))
+                                                                        source_digest=lambda: "d1", to_jsonl=synthetic.to_jsonl))
     assert [p.id for p in data.load_problems("synthetic", "valid")] == ["valid-0", "valid-1"]
     cached = tmp_path / "synthetic-0-9x8x7-d1.jsonl"
     assert cached.exists() and len(data.load_problems("synthetic")) == 6 and len(calls) == 1
