@@ -1009,9 +1009,16 @@ def main() -> None:
         if not args.check:
             parser.error("--records goes with --check")
         splits = {s: [] for s in ([args.split] if args.split else SPLITS)}
-        with open(args.records) as f:
-            for row in map(json.loads, f):
-                splits.get(row["split"], []).append(row)
+        n = 0
+        try:
+            with open(args.records) as f:
+                for n, line in enumerate(f, 1):
+                    row = json.loads(line)
+                    splits.get(row["split"], []).append(row)
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            print(f"synthetic.py --records {args.records}: {f'line {n}: ' if n else ''}"
+                  f"not a file of problem records ({error!r})", file=sys.stderr)
+            sys.exit(2)
         print("\n".join(check(splits)))
         return
     try:
