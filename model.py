@@ -427,7 +427,7 @@ class CodePlanModel(nn.Module):
 
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, head: str = "code",
-                 max_new_tokens: int = 256, temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0,
+                 max_new_tokens: int = 256, temperature: float = 0.0, top_p: float = 1.0,
                  num_return_sequences: int = 1, generator: torch.Generator | None = None,
                  stop_at_eos: bool = True, decoder_step: str = "auto", prefix: torch.Tensor | None = None) -> tuple[list[list[int]], torch.Tensor]:
         """Batched decoding with a key/value cache. temperature 0 is greedy.
@@ -463,12 +463,12 @@ class CodePlanModel(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            return self._generate(input_ids, attention_mask, head, max_new_tokens, temperature, top_k, top_p,
+            return self._generate(input_ids, attention_mask, head, max_new_tokens, temperature, top_p,
                                   num_return_sequences, generator, stop_at_eos, decoder_step, prefix)
         finally:
             self.train(was_training)
 
-    def _generate(self, input_ids, attention_mask, head, max_new_tokens, temperature, top_k, top_p,
+    def _generate(self, input_ids, attention_mask, head, max_new_tokens, temperature, top_p,
                   num_return_sequences, generator, stop_at_eos, decoder_step, prefix=None):
         c, device = self.config, input_ids.device
         if prefix is None:
@@ -551,7 +551,7 @@ class CodePlanModel(nn.Module):
                 # logits are far too small for their sum to overflow): its tokens are noted as garbage, and a
                 # plain error is raised once decoding is done
                 nonfinite[live] |= ~torch.isfinite(logits.sum(dim=-1))
-                chosen = choose_tokens(logits, temperature, top_k, top_p, None if uniform is None else uniform[live])
+                chosen = choose_tokens(logits, temperature, top_p, None if uniform is None else uniform[live])
                 if t < prefix.shape[1]:
                     forced = prefix[live, t] != c.pad_id
                     chosen = torch.where(forced, prefix[live, t], chosen)
@@ -609,12 +609,9 @@ def cuda_graph(function) -> callable:
     return replay
 
 
-def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
-    """Set to -inf every logit outside the top_k largest (0: no limit) and outside the smallest set of
-    most likely tokens whose probability reaches top_p (1.0: no limit). The most likely token always stays."""
-    if top_k > 0 and top_k < logits.shape[-1]:
-        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
+def filter_logits(logits: torch.Tensor, top_p: float = 1.0) -> torch.Tensor:
+    """Set to -inf every logit outside the smallest set of most likely tokens whose probability reaches
+    top_p (1.0: no limit). The most likely token always stays."""
     if top_p < 1.0:
         logits = logits.masked_fill(outside_nucleus(logits, top_p), float("-inf"))
     return logits
@@ -661,14 +658,14 @@ def random_uniform(rows: int, temperature: float, generator: torch.Generator | N
     return torch.rand(rows, generator=generator, device=device)
 
 
-def choose_tokens(logits: torch.Tensor, temperature: float, top_k: int, top_p: float,
+def choose_tokens(logits: torch.Tensor, temperature: float, top_p: float,
                   uniform: torch.Tensor | None) -> torch.Tensor:
     """Greedy when temperature is 0, else a sample of softmax(filtered logits / temperature) by inverting
     its distribution function: the first token (in vocabulary order) whose cumulative probability exceeds
     uniform * total. One number per row and step, where torch.multinomial draws one per token."""
     if temperature <= 0:
         return logits.argmax(dim=-1)
-    cumulative = torch.softmax(filter_logits(logits / temperature, top_k, top_p), dim=-1).cumsum(dim=-1)
+    cumulative = torch.softmax(filter_logits(logits / temperature, top_p), dim=-1).cumsum(dim=-1)
     total = cumulative[:, -1:]
     # below the total, so that the token found has a probability above 0 even when uniform * total rounds up
     target = torch.minimum(uniform[:, None] * total, torch.nextafter(total, torch.zeros_like(total)))

@@ -141,7 +141,7 @@ def decode_by_full_recomputation(net, input_ids, attention_mask, steps, head, te
         with torch.no_grad():
             logits = net(input_ids, attention_mask, decoder_input_ids=decoder_ids, head=head)[0][:, -1]
         uniform = torch.rand(rows, generator=generator) if temperature > 0 else None
-        chosen = model.choose_tokens(logits, temperature, 0, top_p, uniform)
+        chosen = model.choose_tokens(logits, temperature, top_p, uniform)
         chosen = chosen.masked_fill(finished, 0)
         decoder_ids = torch.cat([decoder_ids, chosen[:, None]], dim=1)
         finished |= chosen == net.config.eos_id
@@ -238,18 +238,15 @@ def test_plan_head_starts_as_the_code_head(tied):
         net(input_ids, attention_mask, labels=labels, head="critic")
 
 
-def test_top_k_and_top_p_restrict_the_support():
+def test_top_p_restricts_the_support():
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05], [0.05, 0.15, 0.3, 0.5]]))
     kept = lambda filtered: (filtered > float("-inf")).tolist()  # noqa: E731
-    assert kept(model.filter_logits(logits, top_k=2)) == [[True, True, False, False], [False, False, True, True]]
     assert kept(model.filter_logits(logits, top_p=0.8)) == [[True, True, False, False], [False, False, True, True]]
     assert kept(model.filter_logits(logits, top_p=0.81)) == [[True, True, True, False], [False, True, True, True]]
     assert kept(model.filter_logits(logits, top_p=0.1)) == [[True, False, False, False], [False, False, False, True]]
-    assert kept(model.filter_logits(logits, top_k=3, top_p=0.99)) == [[True, True, True, False],
-                                                                     [False, True, True, True]]
     many = logits.repeat(2000, 1)
     uniform = model.random_uniform(len(many), 1.0, torch.Generator().manual_seed(0), many.device)
-    drawn = model.choose_tokens(many, temperature=1.0, top_k=0, top_p=0.8, uniform=uniform).view(2000, 2)
+    drawn = model.choose_tokens(many, temperature=1.0, top_p=0.8, uniform=uniform).view(2000, 2)
     assert set(drawn[:, 0].tolist()) == {0, 1} and set(drawn[:, 1].tolist()) == {2, 3}
     share = (drawn[:, 0] == 0).float().mean().item()  # 0.5 / (0.5 + 0.3) after renormalising
     assert abs(share - 0.625) < 0.05
@@ -258,16 +255,16 @@ def test_top_k_and_top_p_restrict_the_support():
 def test_a_sample_inverts_the_distribution_function_at_its_uniform_draw():
     logits = torch.log(torch.tensor([[0.1, 0.0, 0.2, 0.3, 0.4]])).repeat(7, 1)   # token 1 is impossible
     uniform = torch.tensor([0.0, 0.05, 0.1, 0.25, 0.45, 0.7, 1.0 - 1e-7])
-    assert model.choose_tokens(logits, 1.0, 0, 1.0, uniform).tolist() == [0, 0, 2, 2, 3, 4, 4]
+    assert model.choose_tokens(logits, 1.0, 1.0, uniform).tolist() == [0, 0, 2, 2, 3, 4, 4]
     # temperature and the nucleus shape the distribution first: at top-p 0.6 only tokens 4 and 3 remain
-    assert model.choose_tokens(logits, 1.0, 0, 0.6, uniform).tolist() == [3, 3, 3, 3, 4, 4, 4]
+    assert model.choose_tokens(logits, 1.0, 0.6, uniform).tolist() == [3, 3, 3, 3, 4, 4, 4]
     assert model.random_uniform(3, 0.0, None, logits.device) is None   # greedy draws nothing
 
 
 def test_sampling_is_reproducible_and_expands_rows_in_order():
     net = build(eos_id=47)
     input_ids, attention_mask = padded_batch([7, 4])
-    settings = dict(max_new_tokens=8, temperature=1.0, top_p=0.95, top_k=20)
+    settings = dict(max_new_tokens=8, temperature=1.0, top_p=0.95)
     first = net.generate(input_ids, attention_mask, num_return_sequences=3,
                          generator=torch.Generator().manual_seed(7), **settings)
     again = net.generate(input_ids, attention_mask, num_return_sequences=3,
