@@ -990,14 +990,15 @@ def to_jsonl(splits: dict[str, list[dict]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seed", type=int, default=0, help="generator seed; the same seed always gives the same splits")
+    parser.add_argument("--seed", type=int, default=0, help="generator seed; the same seed always gives the same splits (default 0)")
     parser.add_argument("--sizes", type=int, nargs=3, default=DEFAULT_SIZES, metavar=("TRAIN", "VALID", "TEST"),
-                        help="number of problems in the train, valid and test splits (valid and test: split evenly over the three tiers)")
+                        help="number of problems in the train, valid and test splits (valid and test: split evenly over the three tiers; "
+                             f"default {' '.join(map(str, DEFAULT_SIZES))})")
     parser.add_argument("--mix", choices=list(MIXES), default=DEFAULT_MIX,
                         help=f"shares of the step counts: {', '.join(f'{name} {sorted(m)}' for name, m in MIXES.items())} "
                              f"(default {DEFAULT_MIX}; the default benchmark is the default mix)")
     parser.add_argument("--split", choices=SPLITS, default=None, help="split that --show prints from (default train) and --check checks (default all)")
-    parser.add_argument("--show", type=int, default=0, metavar="N", help="print the first N problems of --split readably")
+    parser.add_argument("--show", type=int, default=0, metavar="N", help="print the first N problems of --split readably (default 0: none)")
     parser.add_argument("--check", action="store_true", help="enumerate, from each problem record alone, every chain of primitives that fits its "
                         "statement and public examples, and print the share of problems where all of them agree on the hidden tests")
     parser.add_argument("--records", default="", metavar="FILE", help="with --check: check the problems of this file "

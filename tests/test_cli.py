@@ -185,7 +185,7 @@ def test_every_script_refuses_bad_input_with_one_line_and_exit_2(tmp_path):
 
 
 def test_help_shows_every_default(tmp_path):
-    scripts = ("sample.py", "teacher.py", "reproduce.py", "data.py", "train.py")
+    scripts = ("sample.py", "teacher.py", "reproduce.py", "data.py", "train.py", "synthetic.py")
     cases = [{"script": s, "argv": ["--help"], "cwd": str(tmp_path)} for s in scripts]
     helps = dict(zip(scripts, (r["stdout"] for r in run_forked(cases, tmp_path))))
     text = {s: " ".join(h.split()) for s, h in helps.items()}
@@ -196,3 +196,5 @@ def test_help_shows_every_default(tmp_path):
     assert "(default: 2000)" in text["reproduce.py"]
     for fragment in ("1 = plans only (default: 0.5)", "steps between valid-loss evaluations (and best.pt) (default: 300)"):
         assert fragment in text["train.py"]
+    for fragment in ("gives the same splits (default 0)", "default 20000 900 1500", "(default short;"):
+        assert fragment in text["synthetic.py"]
