@@ -13,6 +13,7 @@ import cli
 
 
 def add_model_flags(parser: argparse.ArgumentParser) -> None:
+    import model
     parser.add_argument("--presets", default=None,
                         help="comma-separated model presets (default: small,base on CUDA, tiny on CPU)")
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
@@ -24,8 +25,8 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
                         help="target tokens per example (default 256 on CUDA, 64 on CPU)")
     parser.add_argument("--steps", type=cli.number(int, 1), default=None,
                         help="timed training steps per model, after 2 warm-up steps (default 20 on CUDA, 3 on CPU)")
-    parser.add_argument("--sample-batches", default=None,
-                        help="comma-separated sampling batch sizes (default 16,128 on CUDA, 16,64 on CPU)")
+    parser.add_argument("--sample-batches", type=cli.number(int, 1), nargs="+", default=None, metavar="N",
+                        help="sampling batch sizes (default 16 128 on CUDA, 16 64 on CPU)")
     parser.add_argument("--new-tokens", type=cli.number(int, 1), default=None,
                         help="tokens sampled per sequence, EOS ignored (default 256 on CUDA, 48 on CPU)")
     parser.add_argument("--sample-source-len", type=cli.number(int, 1), default=None,
@@ -35,9 +36,9 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
                              + ", ".join(TRAINING_VARIANTS))
     parser.add_argument("--grad-checkpoint", action="store_true",
                         help="activation checkpointing in both models (train.py --grad-checkpoint), for the large preset")
-    parser.add_argument("--decoder-steps", default="auto",
-                        help="model.generate decoder_step values to time sampling with, comma-separated "
-                             "(auto, eager, static, cuda-graph; default auto)")
+    parser.add_argument("--decoder-steps", nargs="+", choices=("auto", *model.DECODER_STEPS), default=["auto"],
+                        metavar="STEP", help="model.generate decoder_step values to time sampling with: auto, "
+                        + ", ".join(model.DECODER_STEPS) + " (default auto)")
 
 
 # what each training variant measures: one speed choice of model.py undone (or torch.compile added)
@@ -74,7 +75,7 @@ def bench_model(args: argparse.Namespace) -> None:
     presets = pick(args.presets, "small,base", "tiny").split(",")
     batch, source_len, target_len = pick(args.batch, 32, 8), pick(args.source_len, 512, 128), pick(args.target_len, 256, 64)
     steps, new_tokens = pick(args.steps, 20, 3), pick(args.new_tokens, 256, 48)
-    sample_batches = [int(b) for b in pick(args.sample_batches, "16,128", "16,64").split(",")]
+    sample_batches = pick(args.sample_batches, [16, 128], [16, 64])
     sample_source_len = pick(args.sample_source_len, 512, 64)
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda else contextlib.nullcontext
     sync = torch.cuda.synchronize if cuda else (lambda: None)
@@ -141,7 +142,6 @@ def bench_model(args: argparse.Namespace) -> None:
     ours_loss = lambda net, ids, mask, labels: net(ids, mask, labels=labels)[1]  # noqa: E731
     hf_loss = lambda net, ids, mask, labels: net(input_ids=ids, attention_mask=mask, labels=labels).loss  # noqa: E731
     sample = dict(temperature=0.6, top_p=0.95)
-    decoder_steps = args.decoder_steps.split(",")
     ours_generate = lambda net, step: lambda ids, mask, n: net.generate(  # noqa: E731
         ids, mask, max_new_tokens=n, stop_at_eos=False, generator=generator, decoder_step=step, **sample)
     variants = list(TRAINING_VARIANTS) if args.variants == "all" else [v for v in args.variants.split(",") if v]
@@ -202,7 +202,7 @@ def bench_model(args: argparse.Namespace) -> None:
         agree = sum(a == b for a, b in zip(ours_greedy, hf_greedy))
         results = {}
         initial = copy.deepcopy(ours.state_dict())  # variants start from the same weights
-        for name, net, loss_of, generators in (("ours", ours, ours_loss, {s: ours_generate(ours, s) for s in decoder_steps}),
+        for name, net, loss_of, generators in (("ours", ours, ours_loss, {s: ours_generate(ours, s) for s in args.decoder_steps}),
                                                ("hf", hf, hf_loss, {"hf": hf_generate(hf)})):
             fresh_memory()
             results[name, "train"], results[name, "memory"] = train_speed(net, loss_of)
@@ -222,7 +222,7 @@ def bench_model(args: argparse.Namespace) -> None:
             rows.append((preset, f"training tokens/s with {TRAINING_VARIANTS[variant]}", results["ours", variant],
                          results["hf", "train"]))
         rows.append((preset, "peak training memory, GiB", results["ours", "memory"], results["hf", "memory"]))
-        for step in decoder_steps:
+        for step in args.decoder_steps:
             for rows_per_batch in sample_batches:
                 rows.append((preset, f"sampling tokens/s (batch {rows_per_batch}, {new_tokens} new, prompt "
                                      f"{sample_source_len}, T 0.6, top-p 0.95, decoder_step {step})",

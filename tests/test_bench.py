@@ -25,8 +25,8 @@ def test_model_mode_prints_every_row_and_parity_with_hf(monkeypatch, capsys):
     pytest.importorskip("transformers")
     monkeypatch.setitem(model.PRESETS, "tiny", MICRO)
     bench.main(["model", "--presets", "tiny", "--device", "cpu", "--vocab", "64", "--batch", "2",
-                "--source-len", "8", "--target-len", "6", "--steps", "1", "--sample-batches", "2,3",
-                "--new-tokens", "4", "--sample-source-len", "6", "--decoder-steps", "eager,static",
+                "--source-len", "8", "--target-len", "6", "--steps", "1", "--sample-batches", "2", "3",
+                "--new-tokens", "4", "--sample-source-len", "6", "--decoder-steps", "eager", "static",
                 "--variants", "separate-projections,matmul-attention,adamw-fused-toggled"])
     rows = table_rows(capsys.readouterr().out)[1:]   # the header first
     measures = [row[1] for row in rows]
