@@ -484,7 +484,7 @@ def add_sample_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=cli.number(int, 0), default=0, help="only the first N problems; 0 = all that sample.py takes")
     parser.add_argument("--n", type=cli.number(int, 1), default=16, help="plans per problem, as sample.py --n (one greedy program each)")
     parser.add_argument("--batch-size", type=cli.number(int, 1), default=128, help="sequences decoded at once, as sample.py --batch-size")
-    parser.add_argument("--max-new-tokens", type=cli.number(int, 0), default=0, help="as sample.py --max-new-tokens (0: the checkpoint's target length)")
+    parser.add_argument("--max-new-tokens", type=cli.number(int, 0), default=0, help="as sample.py --max-new-tokens (0: each head's cap from the checkpoint)")
     parser.add_argument("--no-hf", action="store_true", help="leave out Hugging Face T5 generate (the slowest part)")
 
 
@@ -506,14 +506,15 @@ def bench_sample(args: argparse.Namespace) -> None:
 
     device = torch.device("cpu")
     checkpoint_path = sample.choose_checkpoint(args)
-    net, tokenizer, train_cfg = sample.load_checkpoint(checkpoint_path, device)
+    net, tokenizer, train_cfg, longest = sample.load_checkpoint(checkpoint_path, device)
     per_tier = args.per_tier if args.per_tier is not None else 10
     problems = sample.select(data.load_problems(train_cfg["data"], args.split), per_tier, args.limit)
-    max_new_tokens = args.max_new_tokens or train_cfg["max_target_len"]
+    caps = sample.decoding_caps(args.max_new_tokens, longest, train_cfg["max_target_len"], checkpoint_path)
     per_batch = max(1, args.batch_size // args.n)
     batches = [problems[start:start + per_batch] for start in range(0, len(problems), per_batch)]
     settings = dict(n=args.n, samples_per_plan=1, greedy_plan=False, given_plans=None, temperature=0.6, top_p=0.95,
-                    max_new_tokens=max_new_tokens, max_source=train_cfg["max_source_len"], batch_size=args.batch_size)
+                    max_plan_tokens=caps["plan"], max_code_tokens=caps["code"], max_source=train_cfg["max_source_len"],
+                    batch_size=args.batch_size)
 
     calls = []   # every model.generate call of the decoding: its inputs and its tokens, for the peers
     generate = net.generate
@@ -575,8 +576,8 @@ def bench_sample(args: argparse.Namespace) -> None:
 
     print(f"\nsample.py's decoding on CPU ({torch.get_num_threads()} threads, torch {torch.__version__}): "
           f"{checkpoint_path}, {train_cfg['data']} {args.split}, {len(problems)} problems, {args.n} plans each "
-          f"(T 0.6, top-p 0.95) and one greedy program per plan, batch {args.batch_size}, max {max_new_tokens} new "
-          f"tokens; {cut} of {sequences} sequences stopped at that limit{agreement}\n")
+          f"(T 0.6, top-p 0.95) and one greedy program per plan, batch {args.batch_size}, at most {caps['plan']} "
+          f"plan and {caps['code']} program tokens; {cut} of {sequences} sequences stopped at their limit{agreement}\n")
     print("| decoder | generated tokens | seconds | tokens/s | problems/s | tokens/s vs forward |\n|---|---:|---:|---:|---:|---:|")
     forward_rate = decoded_tokens / forward_seconds
     for name, count, seconds in rows:

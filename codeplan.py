@@ -14,6 +14,7 @@ estimator. The model, the data and the sandbox live in model.py, data.py and san
 """
 from __future__ import annotations
 
+import math
 import random
 import re
 import time
@@ -159,6 +160,25 @@ def training_texts(examples: list[Example]) -> list[str]:
     return texts
 
 
+def longest_targets(examples: list[Example], tokenizer, lam: float) -> dict[str, int]:
+    """The longest target of each head in tokens, EOS included, before any cut: {"code": ...} and, when
+    lam > 0 puts plans in training, "plan". decoding_cap turns them into decoding limits."""
+    longest = {"code": max(len(tokenizer.encode(ex.solution)) + 1 for ex in examples)}
+    plans = [plan for ex in examples for plan in ex.plans] if lam > 0 else []
+    if plans:
+        longest["plan"] = max(len(tokenizer.encode(plan)) + 1 for plan in plans)
+    return longest
+
+
+def decoding_cap(longest_target: int | None, max_target_len: int) -> int:
+    """The tokens a head may decode: its longest training target plus a margin, at most max_target_len;
+    max_target_len when the longest target is not known. A row that loops stops here, not at max_target_len."""
+    if longest_target is None:
+        return max_target_len
+    # a quarter plus 8 tokens: a right program longer than every train target by more is rare, and the room costs little
+    return min(max_target_len, math.ceil(longest_target * 1.25) + 8)
+
+
 # ----------------------------------------------------------------------------- the multi-task loss
 # The authors' release alternates the two tasks per micro-batch (equal weight, no lambda). Here
 # both tasks are computed on every batch and mixed by an explicit lambda, so that the weight is
@@ -286,8 +306,9 @@ def random_stream(device: torch.device, seed: int, key: int = 0) -> torch.Genera
 
 
 def plan_sample_one(model, tokenizer, problem: Problem, pool, n: int = 16, samples_per_plan: int = 1,
-                    temperature: float = 0.6, top_p: float = 0.95, max_new_tokens: int = 256, max_source: int = 512,
-                    rank_by: str = "logprob", seed: int = 0, batch_size: int = 64) -> list[Candidate]:
+                    temperature: float = 0.6, top_p: float = 0.95, max_plan_tokens: int = 256,
+                    max_code_tokens: int = 256, max_source: int = 512, rank_by: str = "logprob", seed: int = 0,
+                    batch_size: int = 64) -> list[Candidate]:
     """Plan sampling for one problem, as the paper describes it: the distinct programs, best first.
 
     This is the method; `plan_sample` below is the same method batched over problems, streamed and
@@ -297,13 +318,13 @@ def plan_sample_one(model, tokenizer, problem: Problem, pool, n: int = 16, sampl
     generator = random_stream(next(model.parameters()).device, seed)
     # 1. N plans from the plan head
     plans = generate_texts(model, tokenizer, [plan_source(problem)], "plan", n=n, temperature=temperature,
-                           top_p=top_p, max_new_tokens=max_new_tokens, max_source=max_source,
+                           top_p=top_p, max_new_tokens=max_plan_tokens, max_source=max_source,
                            batch_size=batch_size, generator=generator)[0]
     # 2. M programs per plan from the code head, which reads the problem and the plan; one program per
     #    plan is decoded greedily, so that the plans alone make the candidates differ
     programs = generate_texts(model, tokenizer, [code_source(problem, plan) for plan, _, _ in plans], "code",
                               n=samples_per_plan, temperature=0.0 if samples_per_plan == 1 else temperature,
-                              top_p=top_p, max_new_tokens=max_new_tokens, max_source=max_source,
+                              top_p=top_p, max_new_tokens=max_code_tokens, max_source=max_source,
                               batch_size=batch_size, generator=generator, prefixes=[code_prefix(problem)] * len(plans))
     candidates = [Candidate(code=code, logprob=plan_lp + code_lp, plan=plan, plan_id=plan_id,
                             tokens=plan_tokens + code_tokens)
@@ -320,7 +341,7 @@ def plan_sample_one(model, tokenizer, problem: Problem, pool, n: int = 16, sampl
 
 def generate_candidates(model, tokenizer, problems: list[Problem], n: int, samples_per_plan: int, greedy_plan: bool,
                         given_plans: dict[str, list[str]] | None, temperature: float, top_p: float,
-                        max_new_tokens: int, max_source: int, batch_size: int,
+                        max_plan_tokens: int, max_code_tokens: int, max_source: int, batch_size: int,
                         generator: torch.Generator | None) -> list[list[Candidate]]:
     """The unranked, unscored candidates of each problem, decoded in batches over the problems.
     n = 0 writes code with no plan (the baseline); `given_plans` conditions on those plans instead
@@ -333,12 +354,12 @@ def generate_candidates(model, tokenizer, problems: list[Problem], n: int, sampl
     else:
         plans = generate_texts(model, tokenizer, [plan_source(p) for p in problems], "plan", n=n,
                                temperature=0.0 if greedy_plan else temperature, top_p=top_p,
-                               max_new_tokens=max_new_tokens, max_source=max_source, batch_size=batch_size,
+                               max_new_tokens=max_plan_tokens, max_source=max_source, batch_size=batch_size,
                                generator=generator)
     flat = [(i, j, plan) for i, row in enumerate(plans) for j, plan in enumerate(row)]
     codes = generate_texts(model, tokenizer, [code_source(problems[i], plan) for i, _, (plan, _, _) in flat], "code",
                            n=samples_per_plan, temperature=0.0 if samples_per_plan == 1 else temperature, top_p=top_p,
-                           max_new_tokens=max_new_tokens, max_source=max_source, batch_size=batch_size,
+                           max_new_tokens=max_code_tokens, max_source=max_source, batch_size=batch_size,
                            generator=generator, prefixes=[code_prefix(problems[i]) for i, _, _ in flat])
     candidates: list[list[Candidate]] = [[] for _ in problems]
     for (i, j, (plan, plan_lp, plan_tokens)), outs in zip(flat, codes):
@@ -367,8 +388,8 @@ def record_tests(candidates: list[Candidate], futures: list) -> None:
 def plan_sample(model, tokenizer, batches: list[tuple[int, list[Problem]]], pool, n: int = 16,
                 samples_per_plan: int = 1, greedy_plan: bool = False,
                 given_plans: dict[str, list[str]] | None = None, temperature: float = 0.6, top_p: float = 0.95,
-                max_new_tokens: int = 256, max_source: int = 512, batch_size: int = 64, seed: int = 0,
-                skip: frozenset[str] = frozenset(), timing: dict | None = None):
+                max_plan_tokens: int = 256, max_code_tokens: int = 256, max_source: int = 512, batch_size: int = 64,
+                seed: int = 0, skip: frozenset[str] = frozenset(), timing: dict | None = None):
     """Yields (problem, candidates) for every problem of `batches`, each as soon as its tests have
     run (so not in input order); rank them with rank_candidates. `batches` are (key, problems)
     pairs decoded together, each with its own random stream seeded from (seed, key): a problem's
@@ -385,7 +406,8 @@ def plan_sample(model, tokenizer, batches: list[tuple[int, list[Problem]]], pool
         t0 = time.time()
         generator = random_stream(device, seed, key)
         candidates = generate_candidates(model, tokenizer, problems, n, samples_per_plan, greedy_plan, given_plans,
-                                         temperature, top_p, max_new_tokens, max_source, batch_size, generator)
+                                         temperature, top_p, max_plan_tokens, max_code_tokens, max_source,
+                                         batch_size, generator)
         timing["generate_s"] += time.time() - t0
         for problem, cands in zip(problems, candidates):
             if problem.id in skip:

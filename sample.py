@@ -77,7 +77,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "with lambda 0, whose plan head never learned anything (refused without this flag)")
     p.add_argument("--temperature", type=cli.number(float, 0), default=0.6, help="sampling temperature for plans (and programs when M > 1); 0 = greedy")
     p.add_argument("--top-p", type=cli.number(float, 0, 1, low_open=True), default=0.95, help="nucleus sampling threshold")
-    p.add_argument("--max-new-tokens", type=cli.number(int, 0), default=0, help="tokens per plan or program; default the checkpoint's target length")
+    p.add_argument("--max-new-tokens", type=cli.number(int, 0), default=0, help="tokens per plan and per program; 0 = "
+                   "each head's cap from the checkpoint: its longest training target + 25%% + 8, at most the "
+                   "training target length")
     p.add_argument("--k", default="", help="comma-separated n and k for n@S and pass@k, each between 1 and S, the "
                    "samples per problem; default those of " + ",".join(map(str, DEFAULT_KS)) + " that are <= S")
     p.add_argument("--rank-by", default="logprob", choices=codeplan.RANKINGS, help="after the public-test pass rate, "
@@ -171,6 +173,7 @@ def choose_checkpoint(args) -> Path:
 
 
 def load_checkpoint(path: Path, device: torch.device):
+    """(the model, its tokenizer, the run's training config, each head's longest training target or None)."""
     try:
         state = checkpoint.load(path, device)
     except model_lib.CheckpointError as e:
@@ -180,7 +183,19 @@ def load_checkpoint(path: Path, device: torch.device):
     tok_path = run_tokenizer_path(path.parent, pretrained=bool(state["config"].get("init")))
     if not tok_path.exists() or tokenizer_snapshot(tok_path) != state["tokenizer"]:
         cli.fail(f"sample.py: {tok_path} is missing or differs from the tokenizer saved in {path}")
-    return model.to(device).eval(), load_tokenizer(tok_path), state["config"]
+    return model.to(device).eval(), load_tokenizer(tok_path), state["config"], state.get("longest_target")
+
+
+def decoding_caps(max_new_tokens: int, longest: dict[str, int] | None, max_target_len: int, ckpt: Path) -> dict[str, int]:
+    """Tokens each head may decode: --max-new-tokens when given, else codeplan.decoding_cap of the head's
+    longest training target; a checkpoint that records none (saved before they were) decodes up to max_target_len."""
+    if max_new_tokens:
+        return {head: max_new_tokens for head in model_lib.HEADS}
+    if longest is None:
+        print(f"sample.py: {ckpt} records no longest training targets: plans and programs decode up to its "
+              f"max_target_len, {max_target_len} tokens", file=sys.stderr)
+        longest = {}
+    return {head: codeplan.decoding_cap(longest.get(head), max_target_len) for head in model_lib.HEADS}
 
 
 def file_digest(path: Path) -> str:
@@ -302,7 +317,7 @@ def merged_config(folders: list[Path]) -> dict:
 def sample(args) -> Path:
     device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     ckpt = choose_checkpoint(args)
-    model, tokenizer, train_cfg = load_checkpoint(ckpt, device)
+    model, tokenizer, train_cfg, longest = load_checkpoint(ckpt, device)
     uses_plan_head = args.n > 0 and not args.plans_from
     if uses_plan_head and train_cfg.get("lam") == 0 and not args.allow_untrained_plan_head:
         cli.fail(f"sample.py: {ckpt} was trained with lambda 0: its plan head never learned, so --n {args.n} "
@@ -332,7 +347,7 @@ def sample(args) -> Path:
         plans_per_problem = max(1, args.n)
     samples_per_problem = plans_per_problem * args.samples_per_plan
     parse_ks(args.k, samples_per_problem)   # a bad --k fails now, not after hours of sampling
-    max_new_tokens = args.max_new_tokens or train_cfg["max_target_len"]
+    caps = decoding_caps(args.max_new_tokens, longest, train_cfg["max_target_len"], ckpt)
     out = Path(args.out) if args.out else ckpt.parent / f"sample-{args.split}-{mode_name(args)}"
     out.mkdir(parents=True, exist_ok=True)
     # what decides the samples; paths are kept aside, so shards on other machines can be merged
@@ -340,7 +355,7 @@ def sample(args) -> Path:
                 "n": args.n, "samples_per_plan": args.samples_per_plan, "greedy_plan": args.greedy_plan,
                 "plans_sha256": file_digest(Path(args.plans_from)) if args.plans_from else None,
                 "temperature": args.temperature, "top_p": args.top_p, "sampler": model_lib.SAMPLER,
-                "max_new_tokens": max_new_tokens,
+                "max_new_tokens": caps,
                 "max_source_len": train_cfg["max_source_len"], "batch_size": args.batch_size, "seed": args.seed,
                 "timeout": args.timeout, "samples_per_problem": samples_per_problem}
     settings_check(out, {"settings": settings, **provenance(), "checkpoint": str(ckpt), "data": spec, "split": args.split,
@@ -360,7 +375,8 @@ def sample(args) -> Path:
     # on CPU, generation needs the cores more than the sandbox, which is idle most of the time
     workers = args.workers or (cores if device.type == "cuda" else max(1, cores // 2))
     print(f"{ckpt} | {spec} {args.split}: {len(problems)} problems, shard {args.shard} has {total}, {len(done)} done "
-          f"earlier | mode {mode_name(args)} | {device} -> {journal_path}", file=sys.stderr)
+          f"earlier | mode {mode_name(args)} | at most {caps['plan']} plan, {caps['code']} program tokens | {device} "
+          f"-> {journal_path}", file=sys.stderr)
 
     started, last_print = time.time(), 0.0
     timing: dict = {}
@@ -375,7 +391,8 @@ def sample(args) -> Path:
             for problem, cands in codeplan.plan_sample(
                     model, tokenizer, todo, pool, n=args.n, samples_per_plan=args.samples_per_plan,
                     greedy_plan=args.greedy_plan, given_plans=given, temperature=args.temperature, top_p=args.top_p,
-                    max_new_tokens=max_new_tokens, max_source=train_cfg["max_source_len"], batch_size=args.batch_size,
+                    max_plan_tokens=caps["plan"], max_code_tokens=caps["code"], max_source=train_cfg["max_source_len"],
+                    batch_size=args.batch_size,
                     seed=args.seed, skip=frozenset(done), timing=timing):
                 journal.append(problem_record(problem, batch_of[problem.id], cands, scored=pool is not None))
                 finished += 1

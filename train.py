@@ -374,8 +374,9 @@ def build_optimizer(model, cfg: TrainConfig, device: torch.device) -> torch.opti
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98), fused=device.type == "cuda")
 
 
-def final_pass1(raw_model, tokenizer, problems, cfg: TrainConfig) -> dict:
-    """Greedy direct-code pass@1 on the valid split, scored on hidden tests in the sandbox."""
+def final_pass1(raw_model, tokenizer, problems, cfg: TrainConfig, max_new_tokens: int) -> dict:
+    """Greedy direct-code pass@1 on the valid split, scored on hidden tests in the sandbox; programs end
+    at max_new_tokens (the code head's decoding cap, as sample.py decodes)."""
     import sandbox
     if cfg.pass1_limit > 0:
         problems = problems[: cfg.pass1_limit]
@@ -384,7 +385,7 @@ def final_pass1(raw_model, tokenizer, problems, cfg: TrainConfig) -> dict:
     log(f"final greedy pass@1 on {len(problems)} valid problems: generating, then running the hidden tests")
     programs, start, last = [], time.time(), 0.0
     for i in range(0, len(sources), 64):
-        outputs = codeplan.generate_texts(raw_model, tokenizer, sources[i:i + 64], "code", max_new_tokens=cfg.max_target_len,
+        outputs = codeplan.generate_texts(raw_model, tokenizer, sources[i:i + 64], "code", max_new_tokens=max_new_tokens,
                                           max_source=cfg.max_source_len, batch_size=64)
         programs += [out[0][0] for out in outputs]
         if time.time() - last > 5 or len(programs) == len(sources):
@@ -437,6 +438,12 @@ def train(cfg: TrainConfig) -> dict:
     if world > 1:   # the plan head gets no gradient at lambda 0 (and the code path none at lambda 1)
         loss_fn = torch.nn.parallel.DistributedDataParallel(loss_fn, find_unused_parameters=True)
     tokens = batching.TokenCache(tokenizer, tokenizer_path(cfg, run_dir), codeplan.training_texts(train_ex))
+    # kept in every checkpoint: sample.py caps each head's decoding near the longest target it learned
+    longest = codeplan.longest_targets(train_ex, tokens, cfg.lam)
+    caps = {head: codeplan.decoding_cap(longest.get(head), cfg.max_target_len) for head in TASKS}
+    if is_main:
+        log("longest train targets (tokens, EOS included): " + ", ".join(f"{h} {n}" for h, n in longest.items())
+            + " | decoding caps: " + ", ".join(f"{h} {n}" for h, n in caps.items()))
     orders = {}   # the batch order of the current epoch
     # the next steps' batches are built in a background thread while this one trains
     batches = batching.Prefetcher(lambda s: step_batches(s, train_ex, tokens, cfg, orders, rank, world), tokenizer.pad_id, device)
@@ -457,7 +464,7 @@ def train(cfg: TrainConfig) -> dict:
 
     def save(path: Path) -> None:
         progress["train_seconds"] = seconds_before + time.time() - loop_start
-        save_checkpoint(path, model, optimizer, scaler, step, best, cfg, progress, tokenizer_path(cfg, run_dir))
+        save_checkpoint(path, model, optimizer, scaler, step, best, cfg, progress, longest, tokenizer_path(cfg, run_dir))
 
     model.train()
     stop = diverged = False
@@ -542,7 +549,7 @@ def train(cfg: TrainConfig) -> dict:
     signal.signal(signal.SIGINT, previous_handler)   # a caller in the same process gets Ctrl-C back
     ddp.close_distributed()
     summary = {"step": step, "best_valid_code": best if best < float("inf") else None,   # JSON has no Infinity
-               "truncated": truncated, "optimizer_steps": step, **progress, **code_version}
+               "truncated": truncated, "longest_target": longest, "optimizer_steps": step, **progress, **code_version}
     if diverged:
         summary["stopped_nonfinite"] = True
         if is_main:
@@ -555,7 +562,7 @@ def train(cfg: TrainConfig) -> dict:
             log(f"interrupted: saved {run_dir / 'last.pt'} at step {step}; continue with --name {cfg.name} --resume")
     elif is_main and step == cfg.steps and cfg.pass1_limit >= 0:
         try:
-            summary.update(final_pass1(model, tokenizer, valid_problems, cfg))
+            summary.update(final_pass1(model, tokenizer, valid_problems, cfg, caps["code"]))
         except KeyboardInterrupt:   # training is done: the run is finished, only its pass@1 is missing
             summary.update(interrupted=True, training_finished=True)
             log(f"interrupted in the final pass@1: training finished ({run_dir / 'best.pt'}); summary.json has no "
@@ -611,12 +618,13 @@ def build_model(cfg: TrainConfig, tokenizer, device: torch.device) -> model_lib.
 
 
 def save_checkpoint(path: Path, model, optimizer, scaler, step: int, best: float, cfg: TrainConfig, progress: dict,
-                    tokenizer_file: Path) -> None:
-    """All that a resumed run continues from, the random generators included, so resume is exact."""
+                    longest: dict[str, int], tokenizer_file: Path) -> None:
+    """All that a resumed run continues from, the random generators included, so resume is exact; and the
+    longest train target of each head (codeplan.longest_targets), from which sample.py takes its decoding caps."""
     checkpoint.save(path, {
         "model": model.state_dict(), "model_config": asdict(model.config),
         "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-        "step": step, "best_valid_code": best, "config": asdict(cfg), "progress": progress,
+        "step": step, "best_valid_code": best, "config": asdict(cfg), "progress": progress, "longest_target": longest,
         "tokenizer": tokenizer_snapshot(tokenizer_file), "rng": checkpoint.rng_state(),
     })
 

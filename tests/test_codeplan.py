@@ -104,6 +104,19 @@ def decode(ids):
     return "".join(chr((i - 3) % 250) for i in ids)   # ASCII round trip of CharTokenizer
 
 
+def test_longest_targets_count_the_tokens_of_each_heads_longest_target_with_eos():
+    exs = [codeplan.Example(call_problem("a"), "x" * 30, ["p" * 7, "p" * 50]), codeplan.Example(call_problem("b"), "y" * 41, [])]
+    assert codeplan.longest_targets(exs, CharTokenizer(), 0.5) == {"code": 42, "plan": 51}
+    assert codeplan.longest_targets(exs, CharTokenizer(), 0.0) == {"code": 42}    # at lambda 0 no plan is a target
+    assert codeplan.longest_targets(exs[1:], CharTokenizer(), 0.5) == {"code": 42}   # no example has a plan
+
+
+@pytest.mark.parametrize("longest, cap", [(1, 10), (100, 133), (101, 135), (197, 255), (198, 256), (199, 256),
+                                          (1000, 256), (None, 256)])
+def test_decoding_cap_is_the_longest_target_plus_a_quarter_and_8_at_most_max_target_len(longest, cap):
+    assert codeplan.decoding_cap(longest, 256) == cap
+
+
 def test_lambda_zero_never_uses_plans():
     batch, _ = encode(examples(), lam=0.0, plan_in_code=1.0)
     assert batch["plan"] == [] and len(batch["code"]) == 12
@@ -243,7 +256,7 @@ def test_plan_sample_one_ranks_exactly_like_the_batched_executor():
     import sandbox
     net, tokenizer = tiny_model(3), ByteTokenizer()
     problem = call_problem()
-    settings = dict(n=3, samples_per_plan=2, temperature=1.0, top_p=1.0, max_new_tokens=6, max_source=64)
+    settings = dict(n=3, samples_per_plan=2, temperature=1.0, top_p=1.0, max_plan_tokens=5, max_code_tokens=7, max_source=64)
     with sandbox.Pool(workers=1, timeout=10.0) as pool:
         one = codeplan.plan_sample_one(net, tokenizer, problem, pool, seed=7, **settings)
         ((_, batched),) = list(codeplan.plan_sample(net, tokenizer, [(0, [problem])], pool, seed=7, **settings))
@@ -254,6 +267,25 @@ def test_plan_sample_one_ranks_exactly_like_the_batched_executor():
         return c.code, c.plan, c.plan_id, c.logprob, c.tokens, c.public, c.passed, c.status, c.tests
     assert [seen(c) for c in one] == [seen(c) for c in codeplan.rank_candidates(batched)]
     assert [c.code for c in other_seed] != [c.code for c in one]      # the seed matters, so the match is no accident
+
+
+def test_plans_and_programs_each_decode_up_to_their_own_cap():
+    net, tokenizer = tiny_model(3), ByteTokenizer()
+    lengths = {"plan": [], "code": []}
+    generate = net.generate
+
+    def recorded(input_ids, attention_mask, head, **kwargs):
+        tokens, logprobs = generate(input_ids, attention_mask, head=head, **kwargs)
+        lengths[head] += [len(row) for row in tokens]
+        return tokens, logprobs
+    net.generate = recorded
+    problems = [call_problem(f"p{i}") for i in range(3)]
+    done = list(codeplan.plan_sample(net, tokenizer, [(0, problems)], None, n=4, samples_per_plan=2, temperature=1.0,
+                                     top_p=1.0, max_plan_tokens=5, max_code_tokens=9, max_source=64))
+    assert len(done) == 3 and len(lengths["plan"]) == 12 and len(lengths["code"]) == 24
+    # an untrained model rarely stops by itself: its rows run to the cap of their head, and no further
+    assert max(lengths["plan"]) == 5 and max(lengths["code"]) == 9
+    assert all(c.tokens <= 5 + 9 for _, cands in done for c in cands)
 
 
 def test_plan_sample_one_ranks_by_public_tests_before_the_model(monkeypatch):

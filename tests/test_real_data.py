@@ -89,7 +89,7 @@ def test_teacher_train_sample_and_sandbox_on_real_apps(apps_spec, tmp_path, caps
     assert summary["truncated"].get("code_source_truncated", 0) > 0 and summary["truncated"].get("code_target_truncated", 0) > 0
     assert (run / "tokenizer" / "vocab.json").read_bytes() == (folder / "vocab.json").read_bytes()
     tokenizer = pretrained.load_folder_tokenizer(run / "tokenizer")
-    net, loaded, _ = sample.load_checkpoint(run / "last.pt", "cpu")
+    net, loaded, _, _ = sample.load_checkpoint(run / "last.pt", "cpu")
     assert net.config.vocab_size == tokenizer.vocab_size == len(transformers.RobertaTokenizer.from_pretrained(str(folder))) + 3
     assert loaded.encode(problems[0].solutions[0]) == tokenizer.encode(problems[0].solutions[0])
 
@@ -130,7 +130,7 @@ def test_humaneval_programs_are_the_prompt_and_the_completion(tmp_path):
                                                 num_heads=2, num_layers=1, num_decoder_layers=1, dropout=0.0), quiet=True)
     with sandbox.Pool(workers=2, timeout=4.0) as pool:
         finished = {p.id: candidates for p, candidates in codeplan.plan_sample(
-            net, tokenizer, [(0, problems)], pool, n=0, max_new_tokens=8, max_source=256)}
+            net, tokenizer, [(0, problems)], pool, n=0, max_code_tokens=8, max_source=256)}
     for p in problems:
         (candidate,) = finished[p.id]
         prompt = codeplan.code_prefix(p)

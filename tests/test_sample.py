@@ -14,6 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import checkpoint as checkpoint_file  # noqa: E402
 import codeplan  # noqa: E402
 import data  # noqa: E402
 import model  # noqa: E402
@@ -202,8 +203,8 @@ def test_lambda_zero_checkpoint_refuses_plan_sampling_unless_asked(checkpoint, t
     load = sample.load_checkpoint
 
     def as_lambda_zero(path, device):
-        net, tokenizer, cfg = load(path, device)
-        return net, tokenizer, {**cfg, "lam": 0.0}
+        net, tokenizer, cfg, longest = load(path, device)
+        return net, tokenizer, {**cfg, "lam": 0.0}, longest
     monkeypatch.setattr(sample, "load_checkpoint", as_lambda_zero)
     with pytest.raises(SystemExit) as e:
         run_sample(checkpoint, tmp_path / "refused", capsys, "--n", "2")
@@ -238,6 +239,40 @@ def test_a_folder_made_with_other_settings_is_refused(checkpoint, tmp_path, caps
     (tmp_path / "other" / "config.json").write_text(json.dumps({"n": 0}))
     with pytest.raises(SystemExit, match="other settings"):
         run_sample(checkpoint, tmp_path / "other", capsys, "--n", "0")
+
+
+def test_decoding_caps_come_from_the_checkpoint_unless_given(checkpoint, tmp_path, capsys):
+    """Each head decodes up to its cap from the lengths it was trained on; --max-new-tokens sets both; a
+    checkpoint that records no lengths decodes up to the run's --max-target-len (48 here), and says so."""
+    state = checkpoint_file.load(checkpoint)
+    assert set(state["longest_target"]) == {"code", "plan"}
+    # copies beside the run's tokenizer: one with short recorded targets, one as saved before they were recorded
+    short, old = checkpoint.parent / "short.pt", checkpoint.parent / "old.pt"
+    checkpoint_file.save(short, {**state, "longest_target": {"code": 10, "plan": 4}})
+    checkpoint_file.save(old, {k: v for k, v in state.items() if k != "longest_target"})
+
+    def sampled(ckpt: Path, name: str, *flags: str) -> tuple[dict, str, list[int]]:
+        sample.main(["--checkpoint", str(ckpt), "--out", str(tmp_path / name), "--n", "2", "--limit", "2",
+                     "--generate-only", *flags])
+        err = capsys.readouterr().err
+        settings = json.loads((tmp_path / name / "config.json").read_text())["settings"]
+        tokens = [c["tokens"] for r in read_jsonl(tmp_path / name / "journal.jsonl") for c in r.get("candidates", [])]
+        return settings["max_new_tokens"], err, tokens
+
+    fallback = "records no longest training targets: plans and programs decode up to its max_target_len, 48 tokens"
+    caps, err, tokens = sampled(short, "short")
+    assert caps == {"code": 21, "plan": 13} and fallback not in err
+    assert len(tokens) == 4 and max(tokens) <= 21 + 13      # plan and program tokens together
+    caps, err, tokens = sampled(short, "given", "--max-new-tokens", "30")
+    assert caps == {"code": 30, "plan": 30} and max(tokens) > 34      # above the caps: the micro model runs on
+    caps, err, _ = sampled(old, "old")
+    assert caps == {"code": 48, "plan": 48} and err.count(fallback) == 1
+    caps, err, _ = sampled(old, "old-given", "--max-new-tokens", "24")
+    assert caps == {"code": 24, "plan": 24} and fallback not in err
+    # a folder sampled with the caps is not continued without them
+    with pytest.raises(SystemExit) as e:
+        sampled(short, "short", "--max-new-tokens", "256")
+    assert "other settings" in str(e.value) and "max_new_tokens" in str(e.value)
 
 
 @pytest.mark.parametrize("k, message", [("0", "integers >= 1"), ("3", "between 1 and 2"), ("1,x", "integers"),

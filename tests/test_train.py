@@ -121,6 +121,35 @@ def test_short_run_writes_the_run_folder_and_loss_falls(spec, tmp_path, capsys):
     assert logged[-1]["lr"] < logged[2]["lr"]
 
 
+def test_the_checkpoint_records_the_longest_targets_and_pass1_decodes_to_the_code_cap(spec, tmp_path, monkeypatch, capsys):
+    import teacher
+    from problems import choose_solutions
+    from tokenizer import load_tokenizer
+    limits = []
+    generate_texts = codeplan.generate_texts
+
+    def recorded(*args, **kwargs):
+        limits.append((args[3], kwargs["max_new_tokens"]))
+        return generate_texts(*args, **kwargs)
+    monkeypatch.setattr(codeplan, "generate_texts", recorded)
+    # a target limit far above any program here, so that the cap, not the limit, ends the final pass@1's programs
+    train.main(args(spec, tmp_path, "run", "--steps", "2", "--max-target-len", "1000", "--pass1-limit", "2"))
+    run = tmp_path / "run"
+    tokenizer, problems = load_tokenizer(run / "tokenizer.model"), data.load_problems(spec, "train")
+    plans = teacher.read_plans(str(run / "plans.jsonl"), problems)
+    # every train problem's shortest solution is a code target, every plan a plan target; EOS counts
+    expected = {"code": max(len(tokenizer.encode(choose_solutions(p, 1)[0][1])) + 1 for p in problems),
+                "plan": max(len(tokenizer.encode(plan)) + 1 for pls in plans.values() for plan in pls)}
+    assert all(20 < n < 500 for n in expected.values())
+    assert json.loads((run / "summary.json").read_text())["longest_target"] == expected
+    for name in ("last.pt", "best.pt"):
+        assert checkpoint.load(run / name)["longest_target"] == expected
+    code_cap = math.ceil(expected["code"] * 1.25) + 8
+    assert limits == [("code", code_cap)]      # one batch of 2 valid problems, greedy direct code
+    caps = f"decoding caps: code {code_cap}, plan {math.ceil(expected['plan'] * 1.25) + 8}"
+    assert caps in capsys.readouterr().err
+
+
 def test_refuses_to_overwrite_a_run_without_resume(spec, tmp_path, capsys):
     train.main(args(spec, tmp_path, "run", "--steps", "2"))
     before = (tmp_path / "run" / "metrics.jsonl").read_text()
@@ -153,8 +182,10 @@ def test_resume_gives_the_same_losses_as_a_straight_run(spec, tmp_path):
     counted = [json.loads((tmp_path / run / "summary.json").read_text()) for run in ("straight", "split")]
     for k in ("optimizer_steps", "code_examples_seen", "plan_examples_seen", "train_flops"):
         assert counted[0][k] == counted[1][k], k
-    one = checkpoint.load(tmp_path / "straight" / "last.pt")["model"]
-    two = checkpoint.load(tmp_path / "split" / "last.pt")["model"]
+    assert counted[0]["longest_target"] == counted[1]["longest_target"]
+    one, two = (checkpoint.load(tmp_path / run / "last.pt") for run in ("straight", "split"))
+    assert one["longest_target"] == two["longest_target"] and set(one["longest_target"]) == {"code", "plan"}
+    one, two = one["model"], two["model"]
     assert all(torch.allclose(one[k], two[k], atol=1e-6) for k in one)
     # dropout really drew random numbers: without it the run differs
     train.main(args(spec, tmp_path, "nodrop", "--eval-interval", "2"))
@@ -198,6 +229,7 @@ def test_lambda_zero_leaves_the_plan_head_as_initialised(spec, tmp_path, capsys)
     fresh = model.CodePlanModel(model.ModelConfig(**state["model_config"])).state_dict()
     trained = state["model"]
     assert torch.equal(trained["plan_head.weight"], fresh["plan_head.weight"])
+    assert list(state["longest_target"]) == ["code"]     # no plan was a target
     assert not torch.equal(trained["embedding.weight"], fresh["embedding.weight"])   # the code path did train
 
 
