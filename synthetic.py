@@ -1,8 +1,8 @@
 """The synthetic benchmark: small programming problems composed from primitive steps.
 
 Every problem chains primitive operations on an integer list or a line of text ("keep the even
-numbers", "square each value", "add up the values", ...): 1 to 3 in the default mix, 1 to 6 in
-the "full" mix (MIXES; `--mix`). A primitive is defined once, as one row of PRIMITIVES: its
+numbers", "square each value", "add up the values", ...): 1 to 3 of 24 core primitives in the
+default mix, 1 to 6 of all 47 in the "full" mix (MIXES; `--mix`). A primitive is defined once, as one row of PRIMITIVES: its
 types, parameter choices, the Python function that computes ground truth, code templates in two
 styles, statement phrasings and a plan step. From one chain the generator writes the statement,
 two reference solutions, a reference plan and the tests. Expected outputs come from the
@@ -34,13 +34,15 @@ Choices (documented here because other parts rely on them):
 - Difficulty is the step count: introductory 1-2, interview 3-4, competition 5-6; the mix gives
   each step count the same share in every split and tier (the new-chain and held-pair tiers have
   2 steps where the mix says 1: a one-step chain has no pair, and every one occurs in train).
+  A mix also names its primitives: a solver of the mix knows those, and `--check` assumes no more.
 - Half of each split is stdin/stdout, half call-based (fn_name from a small pool, starter_code
   its def line), shuffled apart from the step count. 1 or 2 public examples, in the statement.
 - Primitives with the same code are one class (code_class): hold-out and chain identity use
   classes, so no aliases ("reverse" a list, "reverse_chars" a text) leak across splits.
 - Valid and test have the same tiers (`tier`; DEFAULT_SIZES: 300 valid and 500 test problems
-  each): "seen-chain", new instances of chains that occur in train; "new-chain", chains not in
-  train built only from class pairs adjacent in train; "held-pair", chains with one of a seeded
+  each): "seen-chain", new instances of chains that occur in train; "new-chain", chains from a
+  seeded pool (RESERVED_FRACTION of the chains of 2 or more steps) that train never draws, built
+  only from class pairs adjacent in train; "held-pair", chains with one of a seeded
   HOLDOUT_FRACTION of class pairs that never occur in train. No chain occurs in both valid and
   test. Valid is for choosing, test for the final report.
 - A chain is resampled when dropping any one step leaves all its test outputs unchanged, when
@@ -69,13 +71,9 @@ DEFAULT_SIZES = (20000, 900, 1500)   # valid: 300 problems per tier, test: 500
 # splits_digest(generate()): tests/test_synthetic.py checks it, so the default benchmark cannot change unnoticed
 DEFAULT_DIGEST = "26ec2ba963e3471a15ede4994edbe18a09c6157a561277fdcfa3dfd717468f4c"
 DIFFICULTY_STEPS = (("introductory", (1, 2)), ("interview", (3, 4)), ("competition", (5, 6)))
-# Share of each step count in every split and tier. "short", the default, is what the CPU budget
-# (the tiny model, 400 steps x 16) learns to a measurable share (results/LOG.md, "benchmark v3"):
-# at 1-6 steps it solved nearly nothing. "full" is the mix of 1 to 6 steps, for larger budgets.
-MIXES = {"short": {1: 0.40, 2: 0.40, 3: 0.20},
-         "full": {1: 0.20, 2: 0.20, 3: 0.175, 4: 0.175, 5: 0.125, 6: 0.125}}
-DEFAULT_MIX = "short"
+DEFAULT_MIX = "short"   # MIXES, after the primitives
 HOLDOUT_FRACTION = 0.15
+RESERVED_FRACTION = 0.2  # of the chains of 2 or more steps: never in train, the pool of the new-chain tiers
 GOAL_SHARE = 0.6        # of every difficulty in every split: statements that state the goal, not the steps
 FUNCTION_NAMES = ("solve", "compute", "process", "transform", "answer")
 VOWELS = "aeiouAEIOU"
@@ -368,10 +366,7 @@ POINTLESS_PAIRS = {("sort_asc", "sort_desc"), ("sort_desc", "sort_asc"), ("upper
                    ("dedup", "count_distinct"), ("dedup", "count_each"), ("count_each", "keep_neg"), ("map_abs", "keep_neg"),
                    ("acronym", "word_lengths"), ("acronym", "count_words"), ("acronym", "reverse_words"), ("acronym", "long_words"),
                    *((counter, "int_abs") for counter in ("length", "count_distinct", "count_words", "count_vowels", "str_length", "digit_sum"))}
-BY_INPUT = {t: [p for p in PRIMITIVES if p.takes == t] for t in (L, S, I)}
-
 Step = tuple[Primitive, Any]    # a primitive and its parameter (None when it has none)
-STEPS_BY_INPUT: dict[str, list[Step]] = {t: [(p, k) for p in prims for k in (p.params or (None,))] for t, prims in BY_INPUT.items()}
 
 # ----------------------------------------------------------------------------- wording
 
@@ -569,15 +564,16 @@ def same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
-def steps_identified(steps: list[Step], trace_input: Any, cases: list[tuple[Any, Any]]) -> bool:
+def steps_identified(steps: list[Step], trace_input: Any, cases: list[tuple[Any, Any]], mix: Mix) -> bool:
     """Whether a worked example on trace_input pins down every step: each primitive (with its
     constant) that maps the example's value before a step to its value after it also maps that
-    step's value on every test input as the step does. Then every chain that reproduces the
-    worked example computes, step by step, what the reference computes on every test."""
+    step's value on every test input as the step does. Then every chain of the mix's primitives
+    that reproduces the worked example computes, step by step, what the reference computes on
+    every test."""
     trace, states = trace_input, [arg for arg, _ in cases]
     for prim, k in steps:
         after, truth = prim.fn(trace, k), [prim.fn(x, k) for x in states]
-        for other, j in STEPS_BY_INPUT[prim.takes]:
+        for other, j in mix.steps[prim.takes]:
             if (other, j) != (prim, k) and same(other.fn(trace, j), after) and \
                     not all(same(other.fn(x, j), y) for x, y in zip(states, truth)):
                 return False
@@ -585,7 +581,7 @@ def steps_identified(steps: list[Step], trace_input: Any, cases: list[tuple[Any,
     return True
 
 
-def build_tests(rng: random.Random, steps: list[Step], style: str) -> tuple[list[tuple[Any, Any]], list[tuple[Any, Any]]] | None:
+def build_tests(rng: random.Random, steps: list[Step], style: str, mix: Mix) -> tuple[list[tuple[Any, Any]], list[tuple[Any, Any]]] | None:
     """(public examples, hidden cases) as (argument, expected) pairs, or None when the chain is
     degenerate on these inputs (nearly constant or too long output, a step the tests cannot see,
     or, in the goal style, no worked example among TRACE_TRIES inputs that identifies every step)
@@ -614,7 +610,7 @@ def build_tests(rng: random.Random, steps: list[Step], style: str) -> tuple[list
     if style == "goal":
         for _ in range(TRACE_TRIES):
             arg = random_list(rng, 3, 8) if takes == L else random_text(rng, 2, 5)
-            if repr(arg) not in seen and steps_identified(steps, arg, public + hidden):
+            if repr(arg) not in seen and steps_identified(steps, arg, public + hidden, mix):
                 public = [(arg, run_chain(steps, arg))] + public[1:]
                 break
         else:
@@ -627,6 +623,35 @@ def build_tests(rng: random.Random, steps: list[Step], style: str) -> tuple[list
     return public, hidden
 
 # ----------------------------------------------------------------------------- chains and splits
+
+
+class Mix:
+    """A benchmark's difficulty: the share of each step count (the same in every split and tier)
+    and the primitives its chains are drawn from, with the lookups the generator and the check use.
+    A solver of a mix knows its primitives: the check enumerates chains of those alone."""
+
+    def __init__(self, shares: dict[int, float], names: tuple[str, ...] | None = None):
+        self.shares = shares
+        self.primitives = [p for p in PRIMITIVES if names is None or p.name in names]
+        if names is not None and len(self.primitives) != len(names):
+            raise ValueError(f"unknown primitives in a mix: {sorted(set(names) - {p.name for p in PRIMITIVES})}")
+        self.by_input = {t: [p for p in self.primitives if p.takes == t] for t in (L, S, I)}
+        self.steps: dict[str, list[Step]] = {t: [(p, k) for p in prims for k in (p.params or (None,))]
+                                             for t, prims in self.by_input.items()}
+        self.noun_parts = [(*fill(noun, k, "{x}").split("{x}"), (p, k)) for p, k in sum(self.steps.values(), [])
+                           for noun in p.nouns]
+
+
+# The primitives of the default mix: the simplest operations of each kind, few constants. With all
+# of them, fine-tuning at the CPU budget did not learn to read the statement (results/LOG.md).
+CORE = ("keep_gt", "keep_even", "keep_pos", "map_add", "map_mul", "map_square", "map_abs", "sort_asc", "sort_desc",
+        "reverse", "dedup", "sum", "max", "min", "length", "upper", "lower", "reverse_words", "reverse_chars",
+        "count_words", "word_lengths", "str_length", "int_abs", "int_mod")
+# "short", the default, is what the CPU budget learns to a measurable share (results/LOG.md);
+# "full" has every primitive and 1 to 6 steps, for larger budgets.
+MIXES = {"short": Mix({1: 0.40, 2: 0.40, 3: 0.20}, CORE),
+         "full": Mix({1: 0.20, 2: 0.20, 3: 0.175, 4: 0.175, 5: 0.125, 6: 0.125})}
+
 
 
 def code_class(prim: Primitive) -> str:
@@ -644,22 +669,22 @@ def class_pairs(steps: list[Step]) -> set[tuple[str, str]]:
     return {(code_class(a), code_class(b)) for (a, _), (b, _) in zip(steps, steps[1:])}
 
 
-def holdout_pairs(seed: int) -> set[tuple[str, str]]:
+def holdout_pairs(seed: int, mix: Mix) -> set[tuple[str, str]]:
     """The seeded class pairs reserved for the held-pair test tier: never adjacent in train or valid."""
     rng = random.Random(f"synthetic/{seed}/holdout")
-    pairs = sorted({(code_class(p), code_class(q)) for p in PRIMITIVES for q in PRIMITIVES
+    pairs = sorted({(code_class(p), code_class(q)) for p in mix.primitives for q in mix.primitives
                     if p.gives == q.takes and p is not q and (p.name, q.name) not in POINTLESS_PAIRS})
     return set(rng.sample(pairs, round(HOLDOUT_FRACTION * len(pairs))))
 
 
-def sample_chain(rng: random.Random, n_steps: int) -> list[Step] | None:
+def sample_chain(rng: random.Random, n_steps: int, mix: Mix) -> list[Step] | None:
     """A random well-typed chain of distinct primitives without pointless pairs; aggregations to
     an integer only come last or second to last, so integer chains stay short."""
     kind = rng.choice((L, L, L, S))
     steps: list[Step] = []
     for i in range(n_steps):
         left = n_steps - i - 1
-        options = [p for p in BY_INPUT[kind] if all(p is not q for q, _ in steps) and (p.gives != I or kind == I or left <= 1)
+        options = [p for p in mix.by_input[kind] if all(p is not q for q, _ in steps) and (p.gives != I or kind == I or left <= 1)
                    and not (steps and (steps[-1][0].name, p.name) in POINTLESS_PAIRS)]
         if not options:
             return None
@@ -669,10 +694,10 @@ def sample_chain(rng: random.Random, n_steps: int) -> list[Step] | None:
     return steps
 
 
-def step_counts(n: int, mix: str) -> list[int]:
+def step_counts(n: int, mix: Mix) -> list[int]:
     """Step counts for n problems in the exact shares of `mix`."""
     counts: list[int] = []
-    shares = sorted(MIXES[mix].items())
+    shares = sorted(mix.shares.items())
     for i, (n_steps, share) in enumerate(shares):
         counts += [n_steps] * (n - len(counts) if i == len(shares) - 1 else round(share * n))
     return counts
@@ -682,7 +707,7 @@ def difficulty_of(n_steps: int) -> str:
     return next(name for name, (lo, hi) in DIFFICULTY_STEPS if lo <= n_steps <= hi)
 
 
-def slots(rng: random.Random, n: int, min_steps: int, mix: str) -> list[tuple[int, str, str]]:
+def slots(rng: random.Random, n: int, min_steps: int, mix: Mix) -> list[tuple[int, str, str]]:
     """(step count, format, style) for n problems. Formats (half each) and styles (GOAL_SHARE of
     every difficulty is "goal") are shuffled apart from the step counts, so neither follows them."""
     counts = [max(c, min_steps) for c in step_counts(n, mix)]
@@ -701,13 +726,14 @@ class Chains:
     """Which chains each split may use. Train never holds a held-out pair. Valid and test have the
     same three tiers: seen-chain (new instances of train chains), new-chain (chains not in train,
     built only from class pairs adjacent in train) and held-pair (a held-out pair inside; valid and
-    test share the held-out pairs, so the tier means the same in both). No chain occurs in both
-    valid and test: the train chains are split in two halves for the seen-chain tiers, and test
-    draws no chain that valid holds."""
+    test share the held-out pairs, so the tier means the same in both). The new-chain pool is
+    fixed before train is drawn (reserved): with few primitives, train would otherwise hold almost
+    every short chain. No chain occurs in both valid and test: the train chains are split in two
+    halves for the seen-chain tiers, and test draws no chain that valid holds."""
 
-    def __init__(self, seed: int):
-        self.seed = seed
-        self.held = holdout_pairs(seed)
+    def __init__(self, seed: int, mix: Mix):
+        self.seed, self.mix = seed, mix
+        self.held = holdout_pairs(seed, mix)
         self.train: dict[tuple, list[Step]] = {}
         self.train_pairs: set[tuple[str, str]] = set()
         self.valid: set[tuple] = set()
@@ -716,18 +742,23 @@ class Chains:
         if tier == "seen-chain":
             seen = self.seen[split].get(n_steps)
             return list(rng.choice(seen)) if seen else None
-        steps = sample_chain(rng, n_steps)
+        steps = sample_chain(rng, n_steps, self.mix)
         if steps is None:
             return None
         pairs, key = class_pairs(steps), chain_key(steps)
         if tier == "held-pair":
-            return steps if pairs & self.held and key not in self.valid else None
+            return steps if pairs & self.held and (split == "valid" or key not in self.valid) else None
         if pairs & self.held:
             return None
         if split == "train":
-            return steps
-        new = key not in self.train and key not in self.valid and pairs <= self.train_pairs
+            return None if self.reserved(key) else steps
+        new = self.reserved(key) and (split == "valid" or key not in self.valid) and pairs <= self.train_pairs
         return steps if new else None
+
+    def reserved(self, key: tuple) -> bool:
+        """A seeded RESERVED_FRACTION of the chains of 2 or more steps (a one-step chain has no pair)."""
+        digest = hashlib.sha256(f"synthetic/{self.seed}/reserved/{key}".encode()).digest()
+        return len(key) > 1 and digest[0] < 256 * RESERVED_FRACTION
 
     def record(self, split: str, steps: list[Step]) -> None:
         if split == "train":
@@ -745,8 +776,8 @@ class Chains:
             self.seen[("valid", "test")[i % 2]].setdefault(len(steps), []).append(steps)
 
 
-def make_problem(rng: random.Random, steps: list[Step], fmt: str, style: str, tier: str) -> dict | None:
-    tests = build_tests(rng, steps, style)
+def make_problem(rng: random.Random, steps: list[Step], fmt: str, style: str, tier: str, mix: Mix) -> dict | None:
+    tests = build_tests(rng, steps, style, mix)
     if tests is None:
         return None
     public, hidden = tests
@@ -776,7 +807,7 @@ def generate(seed: int = 0, sizes: tuple[int, int, int] = DEFAULT_SIZES, progres
         raise SyntheticError(f"synthetic: sizes must be three counts >= 0 (train, valid, test), got {sizes!r}")
     if mix not in MIXES:
         raise SyntheticError(f"synthetic: unknown mix {mix!r} (expected one of {', '.join(MIXES)})")
-    chains = Chains(seed)
+    chains = Chains(seed, MIXES[mix])
     seen_questions: set[str] = set()
     splits: dict[str, list[dict]] = {}
     for split, size in zip(SPLITS, sizes):
@@ -784,10 +815,10 @@ def generate(seed: int = 0, sizes: tuple[int, int, int] = DEFAULT_SIZES, progres
         problems: list[dict] = []
         start = time.time()
         for tier, count, min_steps in split_plan(split, size):
-            for n_steps, fmt, style in slots(rng, count, min_steps, mix):
+            for n_steps, fmt, style in slots(rng, count, min_steps, MIXES[mix]):
                 for _ in range(20_000):
                     steps = chains.draw(rng, split, tier, n_steps)
-                    problem = steps and make_problem(rng, steps, fmt, style, tier)
+                    problem = steps and make_problem(rng, steps, fmt, style, tier, MIXES[mix])
                     if problem and problem["question"] not in seen_questions:
                         break
                 else:
@@ -864,11 +895,11 @@ def worked_example(question: str) -> list[Any]:
     return [ast.literal_eval(v) for v in line.split(", so the ")[0].removesuffix(".").split(" -> ")]
 
 
-def goal_chains(question: str) -> tuple[str, int, Iterator[list[Step]]]:
+def goal_chains(question: str, mix: Mix) -> tuple[str, int, Iterator[list[Step]]]:
     """(input type, step count, every allowed chain that reproduces the worked example step by
     step), the chains enumerated lazily: a problem is undetermined as soon as two of them disagree."""
     values = worked_example(question)
-    matches = [[step for step in STEPS_BY_INPUT[{list: L, str: S, int: I}[type(before)]] if same(step[0].fn(before, step[1]), after)]
+    matches = [[step for step in mix.steps[{list: L, str: S, int: I}[type(before)]] if same(step[0].fn(before, step[1]), after)]
                for before, after in zip(values, values[1:])]
 
     def extend(chain: list[Step]) -> Iterator[list[Step]]:
@@ -881,22 +912,21 @@ def goal_chains(question: str) -> tuple[str, int, Iterator[list[Step]]]:
     return {list: L, str: S}[type(values[0])], len(matches), extend([])
 
 
-NOUN_PARTS = [(*fill(noun, k, "{x}").split("{x}"), (p, k)) for p in PRIMITIVES for k in (p.params or (None,)) for noun in p.nouns]
 BASES = {noun for nouns in INPUT_NOUNS.values() for noun in nouns} | {"the result"}
 
 
-def nested_readings(phrase: str) -> list[list[Step]]:
+def nested_readings(phrase: str, mix: Mix) -> list[list[Step]]:
     """Every chain (execution order) a nested noun phrase can name."""
     if phrase in BASES:
         return [[]]
     readings = []
-    for before, after, step in NOUN_PARTS:
+    for before, after, step in mix.noun_parts:
         if phrase.startswith(before) and phrase.endswith(after) and len(phrase) > len(before) + len(after):
-            readings += [inner + [step] for inner in nested_readings(phrase[len(before):len(phrase) - len(after)])]
+            readings += [inner + [step] for inner in nested_readings(phrase[len(before):len(phrase) - len(after)], mix)]
     return readings
 
 
-def steps_chains(question: str) -> tuple[str, int, Iterator[list[Step]]]:
+def steps_chains(question: str, mix: Mix) -> tuple[str, int, Iterator[list[Step]]]:
     """Every allowed chain that the listed steps can name: a sequential part ("First ..., then ...")
     in order, then the nested noun phrase of "Print ..." / "Return ..." read from the inside out."""
     task = question.split("\n\n", 1)[0]
@@ -907,20 +937,20 @@ def steps_chains(question: str) -> tuple[str, int, Iterator[list[Step]]]:
     verbs = head.removesuffix(".").removeprefix("First ").split(", then ") if head else []
     sequences: list[list[Step]] = [[]]
     for verb in verbs:
-        matches = [step for step in STEPS_BY_INPUT[L] + STEPS_BY_INPUT[S] + STEPS_BY_INPUT[I]
+        matches = [step for step in mix.steps[L] + mix.steps[S] + mix.steps[I]
                    if any(fill(v, step[1]).lower() == verb.lower() for v in step[0].verbs)]
         sequences = [seq + [m] for seq in sequences for m in matches]
-    chains = [seq + tail for seq in sequences for tail in nested_readings(phrase)]
+    chains = [seq + tail for seq in sequences for tail in nested_readings(phrase, mix)]
     chains = [c for c in chains if c and c[0][0].takes == takes and chain_allowed(c)]
     return takes, len(chains[0]) if chains else 0, iter(chains)
 
 
-def determined(record: dict) -> tuple[bool, int]:
+def determined(record: dict, mix: Mix) -> tuple[bool, int]:
     """(whether every chain that a solver would accept gives the same hidden outputs, the step count
     of the statement's chains). A chain is accepted when it fits the statement (reproduces the worked
     example, or follows the listed steps) and passes every public example."""
     parse = goal_chains if record["style"] == "goal" else steps_chains
-    takes, n_steps, chains = parse(record["question"])
+    takes, n_steps, chains = parse(record["question"], mix)
     stdio = record["fn_name"] is None
     public, hidden = test_cases(record, takes, "public"), test_cases(record, takes, "hidden")
     behaviours = set()
@@ -932,11 +962,11 @@ def determined(record: dict) -> tuple[bool, int]:
     return len(behaviours) == 1, n_steps
 
 
-def check(splits: dict[str, list[dict]]) -> list[str]:
+def check(splits: dict[str, list[dict]], mix: str = DEFAULT_MIX) -> list[str]:
     """Report lines: the share of determined problems per split, then per tier, style and step count."""
     lines = []
     for split, records in splits.items():
-        results = [(r, *determined(r)) for r in records]
+        results = [(r, *determined(r, MIXES[mix])) for r in records]
         groups: dict[str, list[bool]] = {}
         for r, ok, n_steps in results:
             for key in ("all", f"tier {r['tier']}" * bool(r["tier"]), f"style {r['style']}", f"steps {n_steps}"):
@@ -959,10 +989,10 @@ def show(problem: dict) -> None:
     print(f"--- reference plan\n{problem['reference_plan']}\n")
 
 
-def print_stats(splits: dict[str, list[dict]], seconds: float) -> None:
-    n_phrasings = sum(len(p.nouns) + len(p.verbs) for p in PRIMITIVES)
-    print(f"generated {sum(map(len, splits.values()))} problems in {seconds:.1f}s; {len(PRIMITIVES)} primitives, "
-          f"{n_phrasings} statement phrasings (min {min(len(p.nouns) + len(p.verbs) for p in PRIMITIVES)} per primitive)")
+def print_stats(splits: dict[str, list[dict]], seconds: float, mix: Mix) -> None:
+    n_phrasings = sum(len(p.nouns) + len(p.verbs) for p in mix.primitives)
+    print(f"generated {sum(map(len, splits.values()))} problems in {seconds:.1f}s; {len(mix.primitives)} primitives, "
+          f"{n_phrasings} statement phrasings (min {min(len(p.nouns) + len(p.verbs) for p in mix.primitives)} per primitive)")
     for split, problems in splits.items():
         by_fmt = sum(p["fn_name"] is None for p in problems)
         by_style = sum(p["style"] == "goal" for p in problems)
@@ -995,8 +1025,9 @@ def main() -> None:
                         help="number of problems in the train, valid and test splits (valid and test: split evenly over the three tiers; "
                              f"default {' '.join(map(str, DEFAULT_SIZES))})")
     parser.add_argument("--mix", choices=list(MIXES), default=DEFAULT_MIX,
-                        help=f"shares of the step counts: {', '.join(f'{name} {sorted(m)}' for name, m in MIXES.items())} "
-                             f"(default {DEFAULT_MIX}; the default benchmark is the default mix)")
+                        help="difficulty: " + "; ".join(f"{name}, {len(m.primitives)} primitives and {min(m.shares)}-{max(m.shares)} steps"
+                                                        for name, m in MIXES.items()) +
+                             f" (default {DEFAULT_MIX}: the default benchmark; --check checks as a solver of this mix)")
     parser.add_argument("--split", choices=SPLITS, default=None, help="split that --show prints from (default train) and --check checks (default all)")
     parser.add_argument("--show", type=int, default=0, metavar="N", help="print the first N problems of --split readably (default 0: none)")
     parser.add_argument("--check", action="store_true", help="enumerate, from each problem record alone, every chain of primitives that fits its "
@@ -1020,7 +1051,7 @@ def main() -> None:
             print(f"synthetic.py --records {args.records}: {f'line {n}: ' if n else ''}"
                   f"not a file of problem records ({error!r})", file=sys.stderr)
             sys.exit(2)
-        print("\n".join(check(splits)))
+        print("\n".join(check(splits, args.mix)))
         return
     try:
         start = time.time()
@@ -1037,9 +1068,9 @@ def main() -> None:
     for problem in splits[args.split or "train"][:args.show]:
         show(problem)
     if args.check:
-        print("\n".join(check({s: splits[s] for s in ([args.split] if args.split else SPLITS)})))
+        print("\n".join(check({s: splits[s] for s in ([args.split] if args.split else SPLITS)}, args.mix)))
     if args.stats or not (args.show or args.check or args.out):
-        print_stats(splits, seconds)
+        print_stats(splits, seconds, MIXES[args.mix])
 
 
 if __name__ == "__main__":

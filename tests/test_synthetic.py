@@ -26,6 +26,7 @@ from problems import Problem  # noqa: E402
 
 SIZES = (2000, 300, 300)   # the determinacy check runs on at least 300 problems of each split
 STEP_RANGE = {"introductory": (1, 2), "interview": (3, 4), "competition": (5, 6)}
+DEFAULT = synthetic.MIXES[synthetic.DEFAULT_MIX]
 STEP_BY_PLAN_LINE = {synthetic.plan_step(p, k): (p, k) for p in synthetic.PRIMITIVES for k in (p.params or (None,))}
 
 
@@ -113,16 +114,16 @@ def test_counts_ids_difficulty_and_steps(splits):
             assert lo <= len(steps_of(p)) <= hi, p.id
             assert p.source == "synthetic" and p.reference_plan and len(p.solutions) == 2
             assert (p.starter_code == f"def {p.fn_name}(a):\n") if p.fn_name else p.starter_code == ""
-    assert Counter(len(steps_of(p)) for p in splits["train"]).keys() == set(synthetic.MIXES[synthetic.DEFAULT_MIX])
+    assert Counter(len(steps_of(p)) for p in splits["train"]).keys() == set(DEFAULT.shares)
     chains = [names_of(p) for problems in splits.values() for p in problems]
     assert all(len(set(chain)) == len(chain) for chain in chains)
     assert not any(pair in synthetic.POINTLESS_PAIRS for chain in chains for pair in zip(chain, chain[1:]))
     used = {name for problems in splits.values() for p in problems for name in names_of(p)}
-    assert used == {p.name for p in synthetic.PRIMITIVES}
+    assert used == {p.name for p in DEFAULT.primitives}
 
 
 def test_format_is_drawn_independently_of_the_step_count(splits):
-    for n_steps in synthetic.MIXES[synthetic.DEFAULT_MIX]:
+    for n_steps in DEFAULT.shares:
         group = [p for p in splits["train"] if len(steps_of(p)) == n_steps]
         stdio = sum(p.fn_name is None for p in group) / len(group)
         assert 0.3 < stdio < 0.7, (n_steps, stdio)
@@ -197,8 +198,9 @@ def test_tiers_are_named_sized_and_built_as_described(splits):
     assert {p.tier for p in splits["train"]} == {""}
     for split, size in zip(synthetic.SPLITS[1:], SIZES[1:]):
         assert Counter(p.tier for p in splits[split]) == {tier: size // 3 for tier in synthetic.TIERS}, split
-    held = synthetic.holdout_pairs(0)
-    assert held and synthetic.holdout_pairs(1) != held
+    held = synthetic.holdout_pairs(0, DEFAULT)
+    assert held and synthetic.holdout_pairs(1, DEFAULT) != held
+    reserved = synthetic.Chains(0, DEFAULT).reserved
 
     def key(p):
         return synthetic.chain_key(steps_of(p))
@@ -208,13 +210,14 @@ def test_tiers_are_named_sized_and_built_as_described(splits):
 
     train_keys = {key(p) for p in splits["train"]}
     train_pairs = set().union(*(pairs(p) for p in splits["train"]))
-    assert not train_pairs & held
+    assert not train_pairs & held and not [k for k in train_keys if reserved(k)]
     assert not {key(p) for p in splits["valid"]} & {key(p) for p in splits["test"]}
     for p in splits["valid"] + splits["test"]:
         if p.tier == "seen-chain":
             assert key(p) in train_keys, p.id
         elif p.tier == "new-chain":
             assert key(p) not in train_keys and pairs(p) <= train_pairs and not pairs(p) & held, p.id
+            assert reserved(key(p)), p.id
         else:
             assert pairs(p) & held, p.id
 
@@ -263,17 +266,20 @@ def test_step_statements_are_not_always_in_execution_order(splits):
 
 
 def test_step_counts_follow_the_mix():
-    assert Counter(synthetic.step_counts(1000, "full")) == {1: 200, 2: 200, 3: 175, 4: 175, 5: 125, 6: 125}
-    assert Counter(synthetic.step_counts(1000, "short")) == {1: 400, 2: 400, 3: 200}
+    assert Counter(synthetic.step_counts(1000, synthetic.MIXES["full"])) == {1: 200, 2: 200, 3: 175, 4: 175, 5: 125, 6: 125}
+    assert Counter(synthetic.step_counts(1000, synthetic.MIXES["short"])) == {1: 400, 2: 400, 3: 200}
 
 
 def test_default_mix_is_short_and_the_full_mix_stays_reachable(records):
-    """At 1 to 6 steps the CPU budget solved almost nothing; the default is 1 to 3 steps with short
-    plans, and the full mix is a flag away."""
-    assert synthetic.DEFAULT_MIX == "short" and max(synthetic.MIXES["short"]) == 3
+    """At 1 to 6 steps of 47 primitives the CPU budget solved almost nothing, and with all 47 at 1 to
+    3 steps fine-tuning still wrote code without reading the statement; the default is 1 to 3 steps
+    of the core primitives, and the full mix is a flag away."""
+    assert synthetic.DEFAULT_MIX == "short" and max(DEFAULT.shares) == 3
+    assert len(DEFAULT.primitives) <= 25 < len(synthetic.MIXES["full"].primitives) == len(synthetic.PRIMITIVES)
     assert max(len(p["reference_plan"].split("\n")) for rows in records.values() for p in rows) == 3
     full = synthetic.generate(seed=0, sizes=(600, 60, 60), mix="full")
     assert {len(p["reference_plan"].split("\n")) for p in full["train"]} == {1, 2, 3, 4, 5, 6}
+    assert len({p.name for p in synthetic.PRIMITIVES} - {name for p in full["train"] for name in names_of(Problem.from_dict(p))}) < 5
     result = subprocess.run([sys.executable, str(ROOT / "synthetic.py"), "--mix", "hard"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "--mix" in result.stderr
 
@@ -283,7 +289,7 @@ def test_every_problem_is_determined_by_what_a_solver_sees(records):
     nothing: many goal problems had consistent chains with different hidden outputs."""
     for split, rows in records.items():
         assert len(rows) >= 300
-        undetermined = [p["id"] for p in rows if not synthetic.determined(p)[0]]
+        undetermined = [p["id"] for p in rows if not synthetic.determined(p, DEFAULT)[0]]
         assert undetermined == [], (split, undetermined[:5])
     result = subprocess.run([sys.executable, str(ROOT / "synthetic.py"), "--check", "--split", "valid", "--sizes", "600", "300", "30"],
                             capture_output=True, text=True, timeout=300)
@@ -292,18 +298,19 @@ def test_every_problem_is_determined_by_what_a_solver_sees(records):
 
 def test_the_check_finds_an_undetermined_problem():
     """[5, -4, -2, -2, 8] -> 5 is both "count the numbers" and "add them up"; [1, 2] -> [1, 2] shows
-    nothing of a sort; a steps problem names one chain."""
+    nothing of a sort; a steps problem names one chain. Checked as a solver of every primitive."""
+    full = synthetic.MIXES["full"]
     def goal(example: str, public, hidden) -> dict:
         return {"style": "goal", "fn_name": "f", "question": f"Worked example: {example}.\n\nInput: a.",
                 "public_tests": [{"kind": "call", "input": [a], "output": o} for a, o in public],
                 "hidden_tests": [{"kind": "call", "input": [a], "output": o} for a, o in hidden]}
-    assert not synthetic.determined(goal("[5, -4, -2, -2, 8] -> 5", [([5, -4, -2, -2, 8], 5)], [([3], 3)]))[0]
-    assert synthetic.determined(goal("[5, -4, 6] -> 7", [([5, -4, 6], 7)], [([1, 1], 2)])) == (True, 1)
-    assert not synthetic.determined(goal("[1, 2] -> [1, 2]", [([1, 2], [1, 2])], [([2, 1], [1, 2])]))[0]
+    assert not synthetic.determined(goal("[5, -4, -2, -2, 8] -> 5", [([5, -4, -2, -2, 8], 5)], [([3], 3)]), full)[0]
+    assert synthetic.determined(goal("[5, -4, 6] -> 7", [([5, -4, 6], 7)], [([1, 1], 2)]), full) == (True, 1)
+    assert not synthetic.determined(goal("[1, 2] -> [1, 2]", [([1, 2], [1, 2])], [([2, 1], [1, 2])]), full)[0]
     steps = {"style": "steps", "fn_name": None, "question": "You are given a list of integers. Print the sum of the squares of the list.",
              "public_tests": [{"kind": "stdio", "input": "1 2\n", "output": "5\n"}],
              "hidden_tests": [{"kind": "stdio", "input": "-3\n", "output": "9\n"}]}
-    assert synthetic.determined(steps) == (True, 2)
+    assert synthetic.determined(steps, full) == (True, 2)
 
 
 def test_every_reference_solution_passes_all_its_tests(splits):
