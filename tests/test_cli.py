@@ -199,5 +199,5 @@ def test_help_shows_every_default(tmp_path):
     assert "(default: 2000)" in text["reproduce.py"]
     for fragment in ("1 = plans only (default: 0.5)", "steps between valid-loss evaluations (and best.pt) (default: 300)"):
         assert fragment in text["train.py"]
-    for fragment in ("gives the same splits (default 0)", "default 20000 900 1500", "(default short;"):
+    for fragment in ("gives the same splits (default 0)", "default 20000 900 1500", "(default short:"):
         assert fragment in text["synthetic.py"]
