@@ -69,11 +69,11 @@ SPLITS = ("train", "valid", "test")
 TIERS = ("seen-chain", "new-chain", "held-pair")
 DEFAULT_SIZES = (20000, 900, 1500)   # valid: 300 problems per tier, test: 500
 # splits_digest(generate()): tests/test_synthetic.py checks it, so the default benchmark cannot change unnoticed
-DEFAULT_DIGEST = "0b84ae1c34a4184fd833ea20aa920f68e49fc20540b0f8496ffd80f26047d2f2"
+DEFAULT_DIGEST = "e7928dd613749ad1ff8282512dd055b7d39ccc791f580c9c1c0e9baf8ea06a12"
 DIFFICULTY_STEPS = (("introductory", (1, 2)), ("interview", (3, 4)), ("competition", (5, 6)))
 DEFAULT_MIX = "short"   # MIXES, after the primitives
 HOLDOUT_FRACTION = 0.15
-RESERVED_FRACTION = 0.2  # of the chains of 2 or more steps: never in train, the pool of the new-chain tiers
+RESERVED_FRACTION = 0.3  # of the chains of 2 or more steps: never in train, the pool of the new-chain tiers
 GOAL_SHARE = 0.6        # of every difficulty in every split: statements that state the goal, not the steps
 FUNCTION_NAMES = ("solve", "compute", "process", "transform", "answer")
 VOWELS = "aeiouAEIOU"
@@ -627,29 +627,35 @@ def build_tests(rng: random.Random, steps: list[Step], style: str, mix: Mix) -> 
 
 class Mix:
     """A benchmark's difficulty: the share of each step count (the same in every split and tier)
-    and the primitives its chains are drawn from, with the lookups the generator and the check use.
-    A solver of a mix knows its primitives: the check enumerates chains of those alone."""
+    and the primitives its chains are drawn from, each with the constants it may take (`constants`:
+    name -> a subset of the primitive's own choices; None: every primitive, every choice), with the
+    lookups the generator and the check use. A solver of a mix knows its primitives and constants:
+    the check enumerates chains of those alone."""
 
-    def __init__(self, shares: dict[int, float], names: tuple[str, ...] | None = None):
+    def __init__(self, shares: dict[int, float], constants: dict[str, tuple] | None = None):
         self.shares = shares
-        self.primitives = [p for p in PRIMITIVES if names is None or p.name in names]
-        if names is not None and len(self.primitives) != len(names):
-            raise ValueError(f"unknown primitives in a mix: {sorted(set(names) - {p.name for p in PRIMITIVES})}")
+        self.primitives = [p for p in PRIMITIVES if constants is None or p.name in constants]
+        self.params = {p.name: p.params if constants is None else constants[p.name] for p in self.primitives}
+        if constants is not None and (len(self.primitives) != len(constants) or
+                                      any(not set(self.params[p.name]) <= set(p.params) for p in self.primitives)):
+            raise ValueError(f"a mix names primitives or constants that do not exist: {constants}")
         self.by_input = {t: [p for p in self.primitives if p.takes == t] for t in (L, S, I)}
-        self.steps: dict[str, list[Step]] = {t: [(p, k) for p in prims for k in (p.params or (None,))]
+        self.steps: dict[str, list[Step]] = {t: [(p, k) for p in prims for k in (self.params[p.name] or (None,))]
                                              for t, prims in self.by_input.items()}
         self.noun_parts = [(*fill(noun, k, "{x}").split("{x}"), (p, k)) for p, k in sum(self.steps.values(), [])
                            for noun in p.nouns]
 
 
-# The primitives of the default mix: the simplest operations of each kind, few constants. With all
-# of them, fine-tuning at the CPU budget did not learn to read the statement (results/LOG.md).
-CORE = ("keep_gt", "keep_even", "keep_pos", "map_add", "map_mul", "map_square", "map_abs", "sort_asc", "sort_desc",
-        "reverse", "dedup", "sum", "max", "min", "length", "upper", "lower", "reverse_words", "reverse_chars",
-        "count_words", "word_lengths", "str_length", "int_abs", "int_mod")
-# "short", the default, is what the CPU budget learns to a measurable share (results/LOG.md);
-# "full" has every primitive and 1 to 6 steps, for larger budgets.
-MIXES = {"short": Mix({1: 0.40, 2: 0.40, 3: 0.20}, CORE),
+# The primitives of the default mix and their constants: the simplest operations of each kind, two
+# constants where there are more. With all 47 primitives and every constant, fine-tuning at the CPU
+# budget did not learn to read the statement (results/LOG.md, benchmark v4).
+CORE = {"keep_gt": (1, 3), "keep_even": (), "keep_pos": (), "map_add": (2, 10), "map_mul": (2, 3), "map_square": (),
+        "map_abs": (), "sort_asc": (), "sort_desc": (), "reverse": (), "dedup": (), "sum": (), "max": (), "min": (),
+        "length": (), "upper": (), "lower": (), "reverse_words": (), "reverse_chars": (), "count_words": (),
+        "word_lengths": (), "str_length": (), "int_abs": (), "int_mod": (3, 10)}
+# "short", the default, is what the CPU budget learns to a measurable share (results/LOG.md): half of
+# its problems have one step. "full" has every primitive and 1 to 6 steps, for larger budgets.
+MIXES = {"short": Mix({1: 0.50, 2: 0.30, 3: 0.20}, CORE),
          "full": Mix({1: 0.20, 2: 0.20, 3: 0.175, 4: 0.175, 5: 0.125, 6: 0.125})}
 
 
@@ -689,7 +695,8 @@ def sample_chain(rng: random.Random, n_steps: int, mix: Mix) -> list[Step] | Non
         if not options:
             return None
         prim = rng.choice(options)
-        steps.append((prim, rng.choice(prim.params) if prim.params else None))
+        params = mix.params[prim.name]
+        steps.append((prim, rng.choice(params) if params else None))
         kind = prim.gives
     return steps
 
@@ -726,17 +733,16 @@ class Chains:
     """Which chains each split may use. Train never holds a held-out pair. Valid and test have the
     same three tiers: seen-chain (new instances of train chains), new-chain (chains not in train,
     built only from class pairs adjacent in train) and held-pair (a held-out pair inside; valid and
-    test share the held-out pairs, so the tier means the same in both). The new-chain pool is
-    fixed before train is drawn (reserved): with few primitives, train would otherwise hold almost
-    every short chain. No chain occurs in both valid and test: the train chains are split in two
-    halves for the seen-chain tiers, and test draws no chain that valid holds."""
+    test share the held-out pairs, so the tier means the same in both). The new-chain pools are
+    fixed before train is drawn (reserved_for): with few primitives, train would otherwise hold
+    almost every short chain. No chain occurs in both valid and test: the train chains are split in
+    two halves for the seen-chain tiers, and the chains of the other tiers by a seeded half."""
 
     def __init__(self, seed: int, mix: Mix):
         self.seed, self.mix = seed, mix
         self.held = holdout_pairs(seed, mix)
         self.train: dict[tuple, list[Step]] = {}
         self.train_pairs: set[tuple[str, str]] = set()
-        self.valid: set[tuple] = set()
 
     def draw(self, rng: random.Random, split: str, tier: str, n_steps: int) -> list[Step] | None:
         if tier == "seen-chain":
@@ -747,25 +753,28 @@ class Chains:
             return None
         pairs, key = class_pairs(steps), chain_key(steps)
         if tier == "held-pair":
-            return steps if pairs & self.held and (split == "valid" or key not in self.valid) else None
+            return steps if pairs & self.held and self.half(key) == split else None
         if pairs & self.held:
             return None
         if split == "train":
             return None if self.reserved(key) else steps
-        new = self.reserved(key) and (split == "valid" or key not in self.valid) and pairs <= self.train_pairs
-        return steps if new else None
+        return steps if self.reserved(key) and self.half(key) == split and pairs <= self.train_pairs else None
+
+    def digest(self, key: tuple) -> bytes:
+        return hashlib.sha256(f"synthetic/{self.seed}/reserved/{key}".encode()).digest()
 
     def reserved(self, key: tuple) -> bool:
         """A seeded RESERVED_FRACTION of the chains of 2 or more steps (a one-step chain has no pair)."""
-        digest = hashlib.sha256(f"synthetic/{self.seed}/reserved/{key}".encode()).digest()
-        return len(key) > 1 and digest[0] < 256 * RESERVED_FRACTION
+        return len(key) > 1 and self.digest(key)[0] < 256 * RESERVED_FRACTION
+
+    def half(self, key: tuple) -> str:
+        """The evaluation split a chain of the unseen tiers may appear in: half of them each."""
+        return ("valid", "test")[self.digest(key)[1] % 2]
 
     def record(self, split: str, steps: list[Step]) -> None:
         if split == "train":
             self.train.setdefault(chain_key(steps), steps)
             self.train_pairs |= class_pairs(steps)
-        elif split == "valid":
-            self.valid.add(chain_key(steps))
 
     def close_train(self) -> None:
         keys = sorted(self.train)

@@ -200,7 +200,7 @@ def test_tiers_are_named_sized_and_built_as_described(splits):
         assert Counter(p.tier for p in splits[split]) == {tier: size // 3 for tier in synthetic.TIERS}, split
     held = synthetic.holdout_pairs(0, DEFAULT)
     assert held and synthetic.holdout_pairs(1, DEFAULT) != held
-    reserved = synthetic.Chains(0, DEFAULT).reserved
+    chains = synthetic.Chains(0, DEFAULT)
 
     def key(p):
         return synthetic.chain_key(steps_of(p))
@@ -210,14 +210,14 @@ def test_tiers_are_named_sized_and_built_as_described(splits):
 
     train_keys = {key(p) for p in splits["train"]}
     train_pairs = set().union(*(pairs(p) for p in splits["train"]))
-    assert not train_pairs & held and not [k for k in train_keys if reserved(k)]
+    assert not train_pairs & held and not [k for k in train_keys if chains.reserved(k)]
     assert not {key(p) for p in splits["valid"]} & {key(p) for p in splits["test"]}
     for p in splits["valid"] + splits["test"]:
         if p.tier == "seen-chain":
             assert key(p) in train_keys, p.id
         elif p.tier == "new-chain":
             assert key(p) not in train_keys and pairs(p) <= train_pairs and not pairs(p) & held, p.id
-            assert reserved(key(p)), p.id
+            assert chains.reserved(key(p)) and chains.half(key(p)) == p.id.split("/")[1], p.id
         else:
             assert pairs(p) & held, p.id
 
@@ -267,7 +267,7 @@ def test_step_statements_are_not_always_in_execution_order(splits):
 
 def test_step_counts_follow_the_mix():
     assert Counter(synthetic.step_counts(1000, synthetic.MIXES["full"])) == {1: 200, 2: 200, 3: 175, 4: 175, 5: 125, 6: 125}
-    assert Counter(synthetic.step_counts(1000, synthetic.MIXES["short"])) == {1: 400, 2: 400, 3: 200}
+    assert Counter(synthetic.step_counts(1000, synthetic.MIXES["short"])) == {1: 500, 2: 300, 3: 200}
 
 
 def test_default_mix_is_short_and_the_full_mix_stays_reachable(records):
