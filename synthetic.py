@@ -1,8 +1,8 @@
 """The synthetic benchmark: small programming problems composed from primitive steps.
 
 Every problem chains primitive operations on an integer list or a line of text ("keep the even
-numbers", "square each value", "add up the values", ...): 1 to 3 of 24 core primitives in the
-default mix, 1 to 6 of all 47 in the "full" mix (MIXES; `--mix`). A primitive is defined once, as one row of PRIMITIVES: its
+numbers", "square each value", "add up the values", ...): 1 to 3 of 24 core primitives (at most
+two constants each) in the default mix, 1 to 6 of all 47 in the "full" mix (MIXES; `--mix`). A primitive is defined once, as one row of PRIMITIVES: its
 types, parameter choices, the Python function that computes ground truth, code templates in two
 styles, statement phrasings and a plan step. From one chain the generator writes the statement,
 two reference solutions, a reference plan and the tests. Expected outputs come from the
@@ -44,7 +44,8 @@ Choices (documented here because other parts rely on them):
   seeded pool (RESERVED_FRACTION of the chains of 2 or more steps) that train never draws, built
   only from class pairs adjacent in train; "held-pair", chains with one of a seeded
   HOLDOUT_FRACTION of class pairs that never occur in train. No chain occurs in both valid and
-  test. Valid is for choosing, test for the final report.
+  test; within one, a chain may recur (other inputs, other wording). Valid is for choosing, test
+  for the final report.
 - A chain is resampled when dropping any one step leaves all its test outputs unchanged, when
   its outputs are nearly constant, or when they are too long. No question text occurs twice.
 - Hidden tests: 4 edge cases (empty input, a single element, duplicates, negatives or mixed
