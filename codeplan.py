@@ -370,9 +370,15 @@ def generate_candidates(model, tokenizer, problems: list[Problem], n: int, sampl
 
 
 def submit_tests(pool, problem: Problem, candidates: list[Candidate]) -> list:
-    """Queue every candidate's public and hidden tests on a sandbox.Pool; `record_tests` reads the results."""
-    return [(pool.submit(problem, c.code, "public") if problem.public_tests else None, pool.submit(problem, c.code, "hidden"))
-            for c in candidates]
+    """Queue every candidate's public and hidden tests on a sandbox.Pool; `record_tests` reads the results.
+    A program that several candidates wrote runs once: a trained model repeats itself (about half of the
+    main command's samples, results/LOG.md), and running those again only repeats the verdicts."""
+    runs: dict[str, tuple] = {}
+    for c in candidates:
+        if c.code not in runs:
+            runs[c.code] = (pool.submit(problem, c.code, "public") if problem.public_tests else None,
+                            pool.submit(problem, c.code, "hidden"))
+    return [runs[c.code] for c in candidates]
 
 
 def record_tests(candidates: list[Candidate], futures: list) -> None:

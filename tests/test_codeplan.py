@@ -269,6 +269,21 @@ def test_plan_sample_one_ranks_exactly_like_the_batched_executor():
     assert [c.code for c in other_seed] != [c.code for c in one]      # the seed matters, so the match is no accident
 
 
+def test_a_program_several_candidates_wrote_runs_once():
+    import sandbox
+    problem = call_problem()
+    right, wrong = "def f(x):\n    return x + 1\n", "def f(x):\n    return 0\n"
+    candidates = [Candidate(code, 0.0) for code in (right, wrong, right, right)]
+    with sandbox.Pool(workers=1, timeout=10.0) as pool:
+        submitted = []
+        submit = pool.submit
+        pool.submit = lambda *args: submitted.append(args[1]) or submit(*args)
+        codeplan.record_tests(candidates, codeplan.submit_tests(pool, problem, candidates))
+    assert sorted(submitted) == sorted([right, right, wrong, wrong])    # public and hidden, once per distinct program
+    assert [c.passed for c in candidates] == [True, False, True, True]
+    assert [c.public for c in candidates] == [1.0, 0.0, 1.0, 1.0]
+
+
 def test_plans_and_programs_each_decode_up_to_their_own_cap():
     net, tokenizer = tiny_model(3), ByteTokenizer()
     lengths = {"plan": [], "code": []}
