@@ -184,13 +184,14 @@ def write_atomic(path: Path, payload: bytes | str | Callable[[BinaryIO], Any]) -
         raise
 
 
-def provenance() -> dict:
-    """The code a result came from: the git commit of this checkout and whether files differ from it
-    (untracked files count). Outside a git checkout: commit "unknown" and dirty True, since nothing vouches for it."""
-    here = Path(__file__).resolve().parent
+def provenance(here: Path = Path(__file__).resolve().parent) -> dict:
+    """The code a result came from: the git commit of the checkout at `here` and whether files differ from it
+    (untracked files count, except under results/: a run's own outputs there are not a change to the code).
+    Outside a git checkout: commit "unknown" and dirty True, since nothing vouches for it."""
     try:
         commit = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=30)
-        status = subprocess.run(["git", "-C", str(here), "status", "--porcelain"], capture_output=True, text=True, timeout=30)
+        status = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--", ".", ":(exclude)results"],
+                                capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return {"commit": "unknown", "dirty": True}
     if commit.returncode or status.returncode:

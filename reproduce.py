@@ -1,7 +1,6 @@
 """Reproduce the paper's research questions at small scale on the synthetic benchmark.
 
     python reproduce.py --cpu          # 2-core CPU, about 4 hours, resumable: the run that answers RQ1 with 3 seeds
-    python reproduce.py --quick        # 2-core CPU, within an hour: the same design, 1 seed, 30 test problems per tier
     python reproduce.py --gpu          # one GPU, several runs sharing the card: the same table at a larger budget
     python reproduce.py                # everything: + lambda sweep, training on corrupted plans, every test problem
     python reproduce.py --cpu --dry-run        # print every command and the expected time, run nothing
@@ -147,7 +146,7 @@ FLOPS_RATIO = 2.7
 
 @dataclass(frozen=True)
 class Mode:
-    """What a mode (--cpu, --quick, --gpu, full) runs: the arms, the decodings each arm is scored with, and the budget."""
+    """What a mode (--cpu, --gpu, full) runs: the arms, the decodings each arm is scored with, and the budget."""
     arms: tuple[str, ...]
     decodings: dict[str, tuple[str, ...]] | None   # arm -> decodings; None = each arm's own list
     steps: int
@@ -167,9 +166,6 @@ MODES = {
     # 2 CPU cores, one run at a time; about 4.4 h from PRIOR_SECONDS (--dry-run prints the estimate)
     "cpu": Mode(MATCHED_ARMS, MATCHED_DECODINGS, steps=400, batch_size=16, problems=210, valid_problems=90,
                   lr_factors=(0.5, 1.0, 2.0), seeds=3, curve_every=200, jobs=1),
-    # the same design within the hour: one seed, train.py's learning rate, 30 test problems per tier
-    "quick": Mode(MATCHED_ARMS, MATCHED_DECODINGS, steps=400, batch_size=16, problems=90, valid_problems=0,
-                    lr_factors=(1.0,), seeds=1, curve_every=0, jobs=1),
     # one GPU shared by several runs (the small preset, train.py's CUDA defaults). 8 at a time ran out of
     # memory on an 80 GB H100 (a small-preset training at batch 64 took up to 18 GB), so 4
     "gpu": Mode(MATCHED_ARMS, None, steps=200, batch_size=64, problems=150, valid_problems=150,
@@ -191,8 +187,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     modes = p.add_mutually_exclusive_group()
     modes.add_argument("--cpu", action="store_true", help="RQ1-RQ4 on a 2-core CPU in about 4 hours, resumable: 4 arms x 3 seeds, "
                       "a learning-rate grid chosen on valid, 70 test problems per tier")
-    modes.add_argument("--quick", action="store_true", help="the --cpu design within an hour: 1 seed, train.py's learning rate, "
-                      "30 test problems per tier")
     modes.add_argument("--gpu", action="store_true", help="RQ1-RQ4 on one CUDA GPU, 4 runs sharing the card (not yet timed end to end)")
     p.add_argument("--seeds", type=cli.number(int, 1), help="seeds per arm (0 .. SEEDS-1); training and sampling seed alike; default the mode's")
     p.add_argument("--steps", type=cli.number(int, 1), help="optimizer steps per training run, equal for every arm but ft-flops; default the mode's")
@@ -215,11 +209,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--bootstrap", type=cli.number(int, 100), default=2000, help="bootstrap draws for each 95%% interval")
     p.add_argument("--train-args", default="", help="extra flags for every train.py call, e.g. '--preset small'")
     p.add_argument("--sample-args", default="", help="extra flags for every sample.py call, e.g. '--batch-size 256'")
-    p.add_argument("--out", default="results", help="results folder; the mode writes to OUT/cpu, OUT/quick, OUT/gpu or OUT/full")
+    p.add_argument("--out", default="results", help="results folder; the mode writes to OUT/cpu, OUT/gpu or OUT/full")
     p.add_argument("--dry-run", action="store_true", help="print the commands and the expected time, run nothing")
     p.add_argument("--report-only", action="store_true", help="run nothing; rebuild the tables from the runs finished so far")
     args = p.parse_args(argv)
-    args.mode = "cpu" if args.cpu else "quick" if args.quick else "gpu" if args.gpu else "full"
+    args.mode = "cpu" if args.cpu else "gpu" if args.gpu else "full"
     mode = MODES[args.mode]
     for name in ("seeds", "steps", "batch_size", "problems", "valid_problems", "curve_every", "jobs"):
         if getattr(args, name) is None:
@@ -860,6 +854,19 @@ def group_tables(records: list[Record], meta: dict[str, dict], draws: int, share
     return "\n".join(text)
 
 
+def given_plans_table(records: list[Record], meta: dict[str, dict], draws: int, share: float = PLAN_IN_CODE) -> str:
+    """Code written from the reference plans against the same model's direct code (same seed, same problem),
+    per group: what a right plan is worth to the code head, the bound on what plan sampling can add.
+    Empty when no arm has both runs."""
+    groups = groups_of(meta)
+    lines = ["| arm | " + " | ".join(f"{g} ({len(ids)})" for g, ids in groups.items()) + " |", "|---|" + "---|" * len(groups)]
+    for arm in dict.fromkeys(arm for arm, decoding in rows_of(records) if decoding == "ref-plans"):
+        if final(records, arm, "direct"):
+            lines.append(f"| {arm_label(arm, share)} | " + " | ".join(
+                difference_text(difference(records, (arm, "ref-plans"), (arm, "direct"), ids, draws)) for ids in groups.values()) + " |")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 SUMMARY_KEYS = (("optimizer steps", "{:.0f}", lambda s: s.get("optimizer_steps")),
                 ("direct-code examples", "{:.0f}", lambda s: s["code_examples_seen"] - s["code_with_plan_seen"]
                  if "code_with_plan_seen" in s and "code_examples_seen" in s else None),
@@ -1005,6 +1012,10 @@ def write_report(args, root: Path, tasks: list[Task], wall: float) -> str:
         points = curve_points(records, meta)
         lines += ["## pass@1 against the matched fine-tuning decoding (RQ1-RQ3)", "", main_table(records, meta, args.bootstrap, share), "",
                   "## By test tier, statement style and difficulty (RQ4)", "", group_tables(records, meta, args.bootstrap, share), ""]
+        if given := given_plans_table(records, meta, args.bootstrap, share):
+            lines += ["## Given reference plans against the same model's direct code", "", "Difference in pass@1, points, "
+                      "paired bootstrap 95% CI over seeds and problems. A reference plan has one step per line of the "
+                      "solution, constants verbatim: this measures the code head following a right plan.", "", given, ""]
         if summaries:
             lines += ["## What each arm spent", "", cost_table(summaries, ledger, share), ""]
         if points:
@@ -1092,7 +1103,7 @@ def main(argv=None) -> None:
             if args.gpu:
                 import torch
                 if not torch.cuda.is_available():
-                    raise ReproduceError("--gpu: no CUDA device; use --cpu or --quick on a CPU")
+                    raise ReproduceError("--gpu: no CUDA device; use --cpu on a CPU")
             config = {**vars(args), **provenance(), "train_defaults": asdict(train.TrainConfig())}
             write_atomic(root / "config.json", json.dumps({**config, "grid": [t.argv for t in grid]}, indent=1) + "\n")
             every_run(args, root, grid)   # logs the expected time of the whole mode before anything runs

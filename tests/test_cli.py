@@ -115,7 +115,7 @@ def bad_cases(tmp_path: Path, refusing_url: str, silent_url: str) -> list[tuple]
          "2 of 2 requests failed (first: p", True),
         ("teacher.py", [*teacher_argv, "plans-refusing.jsonl", "--base-url", refusing_url],
          "2 of 2 requests failed (first: p", True),
-        ("reproduce.py", ["--quick", "--seeds", "0"], "argument --seeds: 0 is not allowed"),
+        ("reproduce.py", ["--cpu", "--seeds", "0"], "argument --seeds: 0 is not allowed"),
         ("reproduce.py", ["--bootstrap", "50"], "argument --bootstrap: 50 is not allowed: must be an integer >= 100"),
         ("reproduce.py", ["--corrupt-share", "0"], "argument --corrupt-share: 0 is not allowed"),
         ("reproduce.py", ["--jobs", "-1"], "argument --jobs: -1 is not allowed"),

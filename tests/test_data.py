@@ -362,3 +362,24 @@ def test_real_benchmark_counts():
     assert all(p.public_tests for p in original if p.fn_name is None)
     hf = data.load_problems(f"apps:{SHARED / 'apps' / 'hf_layout_partial' / 'apps_10.jsonl'}")
     assert len(hf) == 10 and all(p.hidden_tests and p.public_tests and not p.solutions for p in hf)
+
+
+def test_provenance_counts_code_changes_but_not_a_runs_own_results(tmp_path):
+    from problems import provenance
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(git + ["init", "-q"], check=True)
+    (tmp_path / "train.py").write_text("x = 1\n")
+    subprocess.run(git + ["add", "train.py"], check=True)
+    subprocess.run(git + ["commit", "-qm", "c"], check=True)
+    head = subprocess.run(git + ["rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    assert provenance(tmp_path) == {"commit": head, "dirty": False}
+    (tmp_path / "results" / "cpu").mkdir(parents=True)
+    (tmp_path / "results" / "cpu" / "config.json").write_text("{}")
+    assert provenance(tmp_path) == {"commit": head, "dirty": False}   # outputs of a run in this checkout
+    (tmp_path / "helper.py").write_text("y = 2\n")
+    assert provenance(tmp_path)["dirty"]                               # new code
+    (tmp_path / "helper.py").unlink()
+    (tmp_path / "train.py").write_text("x = 2\n")
+    assert provenance(tmp_path)["dirty"]                               # changed code
+    assert provenance(tmp_path / "results").get("commit") == head      # any folder of the checkout
+    assert provenance(tmp_path.parent / "elsewhere") == {"commit": "unknown", "dirty": True}

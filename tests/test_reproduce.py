@@ -207,6 +207,18 @@ def test_each_row_is_compared_with_the_matched_fine_tuning_decoding():
     assert alone[(cp, name["n16"])][4:6] == ["n/a (no baseline runs)"] * 2
 
 
+def test_given_plans_are_compared_with_the_same_models_direct_code():
+    meta = {f"p{i}": {"tier": "seen-chain" if i < 20 else "new-chain", "style": "goal"} for i in range(40)}
+    # the reference plans solve the seen-chain half; fine-tuning's direct code must not be the baseline here
+    records = records_for({("codeplan", "direct"): [[0] * 40] * 3, ("codeplan", "ref-plans"): [[1] * 20 + [0] * 20] * 3,
+                           ("ft", "direct"): [[1] * 40] * 3})
+    cells = table_cells(reproduce.given_plans_table(records, meta, 300))
+    (label, every), = cells   # the first column is all 40 problems
+    assert label == reproduce.arm_label("codeplan") and re.fullmatch(r"\+50\.0 \[\+\d\d\.\d, \+\d\d\.\d\]", every)
+    assert cells[(label, every)] == ["+100.0 [+100.0, +100.0]", "no measurable difference [+0.0, +0.0]", every]
+    assert reproduce.given_plans_table(records_for({("codeplan", "ref-plans"): [[1] * 40]}), meta, 300) == ""
+
+
 def test_plan_accuracy_of_the_sampled_plans_per_row_and_group(tmp_path):
     references = {"a": "1. Read x.\n2. Sort it. It may be empty.", "b": "1. Read x.\n2. Reverse it.", "c": "1. Print 0."}
     rows = [{"task_id": "a", "plan": "1. read x\n2. sort it", "plan_id": 0}, {"task_id": "a", "plan": "1. read x\n2. sort it", "plan_id": 0},
@@ -240,7 +252,7 @@ def test_cost_table_counts_direct_and_plan_guided_code_apart():
 
 # ----------------------------------------------------------------------------- the commands it builds
 
-@pytest.mark.parametrize("mode", [["--cpu"], ["--quick"], ["--gpu"], []])
+@pytest.mark.parametrize("mode", [["--cpu"], ["--cpu", "--seeds", "1", "--lr-factors", "1", "--problems", "90", "--curve-every", "0"], ["--gpu"], []])
 def test_every_command_parses_with_the_scripts_own_parsers(mode, tmp_path):
     args = reproduce.parse_args(mode + ["--out", str(tmp_path)])
     root = tmp_path / args.mode
@@ -281,16 +293,16 @@ def test_every_command_parses_with_the_scripts_own_parsers(mode, tmp_path):
 
 
 def test_modes_and_their_arms():
-    cpu, quick, gpu, full = (reproduce.parse_args(m) for m in (["--cpu"], ["--quick"], ["--gpu"], []))
-    assert cpu.arms == quick.arms == gpu.arms == ["ft", "ft-flops", "codeplan-paper", "codeplan"]
+    cpu, gpu, full = (reproduce.parse_args(m) for m in (["--cpu"], ["--gpu"], []))
+    assert cpu.arms == gpu.arms == ["ft", "ft-flops", "codeplan-paper", "codeplan"]
     assert set(full.arms) >= {"ft", "ft-flops", "codeplan-paper", "codeplan", "lambda0.25", "lambda0.75", "corrupted"}
-    assert (cpu.seeds, quick.seeds, cpu.problems, quick.problems, full.problems) == (3, 1, 210, 90, 0)
-    assert len(cpu.lr_factors) == 3 and quick.lr_factors == [1.0] and cpu.base_lr == train.PRESET_LR["tiny"]
+    assert (cpu.seeds, cpu.problems, full.problems) == (3, 210, 0)
+    assert len(cpu.lr_factors) == 3 and cpu.base_lr == train.PRESET_LR["tiny"]
     assert gpu.base_lr == train.PRESET_LR["small"] and reproduce.parse_args(["--train-args", "--preset base"]).base_lr == train.PRESET_LR["base"]
     paper = reproduce.ARMS["codeplan-paper"].flags
     assert paper[paper.index("--plan-in-code") + 1] == "0"
-    assert reproduce.parse_args(["--quick", "--decodings", "direct,n16"]).decodings["codeplan"] == ["direct", "n16"]
-    for bad in (["--quick", "--gpu"], ["--arms", "nope"], ["--train-args", "--tokenizer x"], ["--sample-args", "--limit 3"],
+    assert reproduce.parse_args(["--cpu", "--decodings", "direct,n16"]).decodings["codeplan"] == ["direct", "n16"]
+    for bad in (["--cpu", "--gpu"], ["--quick"], ["--arms", "nope"], ["--train-args", "--tokenizer x"], ["--sample-args", "--limit 3"],
                 ["--data", "mbpp"], ["--seeds", "0"], ["--train-args", "--lr 1e-3"], ["--arms", "ft-flops,codeplan"],
                 ["--lr-factors", "1,x"], ["--lr-factors", "1,1"], ["--flops-ratio", "0.5"]):
         with pytest.raises(SystemExit):
@@ -306,9 +318,9 @@ def test_dry_run_prints_every_command_and_runs_nothing(tmp_path, capsys):
     assert all(c.startswith(("python train.py ", "python sample.py ")) for c in commands)
     assert re.search(r"78 runs \(18 of them the learning-rate grid on valid\), 78 not finished; expected \d\.\d h", printed.err)
     assert not (tmp_path / "cpu").exists()
-    reproduce.main(["--quick", "--dry-run", "--out", str(tmp_path)])
+    reproduce.main(["--cpu", "--seeds", "1", "--lr-factors", "1", "--problems", "90", "--curve-every", "0", "--dry-run", "--out", str(tmp_path)])
     assert re.search(r"18 runs \(0 of them the learning-rate grid on valid\), 18 not finished; expected \d+\.\d min with 1 at a time\n",
-                     capsys.readouterr().err) and not (tmp_path / "quick").exists()
+                     capsys.readouterr().err) and not (tmp_path / "cpu").exists()
 
 
 def test_learning_rates_are_chosen_by_valid_scores_and_then_fixed(tmp_path):
@@ -336,9 +348,9 @@ def test_learning_rates_are_chosen_by_valid_scores_and_then_fixed(tmp_path):
     with pytest.raises(reproduce.ReproduceError, match="grid"):
         reproduce.select_on_valid(reproduce.parse_args(["--cpu", "--arms", "ft,ft-flops,codeplan", "--lr-factors", "1,3"]), root, [])
     # without a grid nothing is chosen: every arm trains at train.py's rate
-    quick = reproduce.parse_args(["--quick", "--out", str(tmp_path)])
-    assert reproduce.selection_tasks(quick, tmp_path / "quick") == []
-    assert set(reproduce.select_on_valid(quick, tmp_path / "quick", []).lrs.values()) == {quick.base_lr}
+    one = reproduce.parse_args(["--cpu", "--lr-factors", "1", "--out", str(tmp_path / "one")])
+    assert reproduce.selection_tasks(one, tmp_path / "one" / "cpu") == []
+    assert set(reproduce.select_on_valid(one, tmp_path / "one" / "cpu", []).lrs.values()) == {one.base_lr}
 
 
 def test_scored_problems_take_the_first_of_each_tier():
@@ -524,7 +536,7 @@ def test_main_end_to_end_chooses_on_valid_before_reading_test_and_report_only_re
     tables = [l for l in text.splitlines() if l.startswith("|")]
     sections = {part.split("\n", 1)[0]: part for part in text.split("\n## ")[1:]}
     assert list(sections) == ["pass@1 against the matched fine-tuning decoding (RQ1-RQ3)", "By test tier, statement style and difficulty (RQ4)",
-                              "What each arm spent", "Learning curves: pass@1 (%) against training steps"], text
+                              "Given reference plans against the same model's direct code", "What each arm spent", "Learning curves: pass@1 (%) against training steps"], text
     cells = table_cells(sections["pass@1 against the matched fine-tuning decoding (RQ1-RQ3)"])
     ft, cp = reproduce.arm_label("ft"), reproduce.arm_label("codeplan")
     assert list(cells) == [(ft, "direct code"), (ft, "direct code, 4 samples ranked by public tests"), (cp, "direct code"),
