@@ -142,11 +142,12 @@ def parse_json(text: str, where: str) -> Any:
         raise DataError(f"{where}: bad JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
 
 
-def read_jsonl(path: Path) -> list[tuple[int, dict]]:
-    """(line number, record) for every non-blank line; each record must be a JSON object."""
+def read_jsonl(path: Path, skip: tuple[str, ...] = ()) -> list[tuple[int, dict]]:
+    """(line number, record) for every non-blank line not starting with one of `skip` (those are not even
+    parsed); each record must be a JSON object."""
     rows = []
     for n, line in enumerate(read_text(path).split("\n"), 1):
-        if line.strip():
+        if line.strip() and not line.startswith(skip):
             row = parse_json(line, f"{path}: line {n}")
             if not isinstance(row, dict):
                 raise DataError(f"{path}: line {n}: expected a JSON object, got {type(row).__name__}")

@@ -286,6 +286,15 @@ def test_synthetic_generates_once_and_caches(tmp_path, monkeypatch):
     assert test[0].hidden_tests == [Test("call", [[1, 2]], [2, 1])] and test[0].reference_plan == "1. Print one."
     with pytest.raises(DataError, match="unknown split 'validation'"):
         data.load_problems("synthetic", "validation")
+    # reading one split skips the others' lines unparsed; a file whose records put "split" elsewhere still loads
+    lines = cached.read_text().splitlines()
+    reordered = [json.dumps({**{k: v for k, v in json.loads(l).items() if k != "split"}, "split": json.loads(l)["split"]}) for l in lines]
+    (tmp_path / "reordered.jsonl").write_text("\n".join(reordered) + "\n")
+    assert [p.id for p in data.load_problems(f"synthetic:{tmp_path / 'reordered.jsonl'}", "valid")] == ["valid-0", "valid-1"]
+    (tmp_path / "broken-train.jsonl").write_text('{"split": "train", "id": "train-0", broken\n' + "\n".join(lines[3:]) + "\n")
+    assert [p.id for p in data.load_problems(f"synthetic:{tmp_path / 'broken-train.jsonl'}", "test")] == ["test-0"]
+    with pytest.raises(DataError, match="broken-train.jsonl: line 1"):
+        data.load_problems(f"synthetic:{tmp_path / 'broken-train.jsonl'}", "train")
 
 
 def test_download_offline_fails_cleanly(tmp_path, monkeypatch):
