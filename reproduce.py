@@ -1033,11 +1033,13 @@ def write_report(args, root: Path, tasks: list[Task], wall: float) -> str:
            f"{', '.join(f'{lr:g}' for lr in selection.get('grid', []))} (selection.md)") if selection.get("scores") else \
         "train.py's for the preset (no grid)"
     code = provenance()
-    made = [f"Machine: {machine_line()}", f"Code: commit {code['commit']}" + (" (with uncommitted changes)" if code["dirty"] else ""),
+    config = read_json(root / "config.json")   # the code the runs were made with, for --report-only
+    ran = config if args.report_only and {"commit", "dirty"} <= config.keys() else code
+    made = [f"Machine: {machine_line()}", f"Code: commit {ran['commit']}" + (" (with uncommitted changes)" if ran["dirty"] else ""),
             f"Wall time: {format_seconds(wall)} this invocation; {format_seconds(sum(e['seconds'] for e in ledger.values()))} "
             f"summed over all {len(ledger)} runs made so far.",
             f"Command: python reproduce.py {' '.join(shlex.quote(a) for a in sys.argv[1:])}"]
-    if recorded:
+    if args.report_only:
         made = [recorded.get(line.split(":", 1)[0] + ":", line) for line in made]
         made.append(f"Tables rebuilt by --report-only at commit {code['commit']}; nothing was run then.")
     lines += [f"pass@1 in % on {len(meta)} synthetic test problems ({scored}, the same for every arm), mean ± sample "

@@ -582,11 +582,15 @@ def test_main_end_to_end_chooses_on_valid_before_reading_test_and_report_only_re
     reproduce.main(argv + ["--report-only"])
     assert [l for l in (root / "results.md").read_text().splitlines() if l.startswith("|")] == tables
     # a folder made under another train.py default is labelled with the plan share its runs were trained with
+    # without an earlier results.md, the code named is the runs' (config.json), not that of the rebuild
     config = json.loads((root / "config.json").read_text())
     config["train_defaults"]["plan_in_code"] = 0.3
+    config.update(commit="0" * 40, dirty=False)
     (root / "config.json").write_text(json.dumps(config))
+    (root / "results.md").unlink()
     reproduce.main(argv + ["--report-only"])
     relabelled = (root / "results.md").read_text()
+    assert f"Code: commit {'0' * 40}\n" in relabelled and "Tables rebuilt by --report-only at commit" in relabelled
     assert "CodePLAN lambda 0.5, plan in 0.3 of code inputs | direct code" in relabelled
     assert reproduce.arm_label("codeplan") not in relabelled
 
