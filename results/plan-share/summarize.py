@@ -2,7 +2,7 @@
 decoding, per tier and style, and each share's greedy-plan pass@1 against the default 0.9 at the same
 learning rate, paired by problem, with a bootstrap 95% interval over problems (one seed).
 
-    python results/plan-share/summarize.py OUT > results/plan-share/summary.md
+    python results/plan-share/summarize.py OUT > results/plan-share/summary.md   # OUT: run.sh's, or results/plan-share
 """
 import sys
 from pathlib import Path
@@ -19,7 +19,7 @@ RUNS = {"codeplan-paper-lr0.00035-seed0": (0.0, 3.5e-4), "codeplan-lr0.00035-see
 DECODINGS = ("direct", "greedy-plan", "ref-plans")
 
 out = Path(sys.argv[1])
-problems = data.load_problems(f"synthetic:{out / 'valid-300.jsonl'}", "valid")
+problems = reproduce.scored_problems(data.load_problems("synthetic", "valid"), 300)   # as run.sh wrote valid-300.jsonl
 groups = {"all": {p.id for p in problems}}
 for key, order in (("tier", reproduce.TIERS), ("style", ("steps", "goal"))):
     for value in order:
