@@ -1,6 +1,6 @@
 """Reproduce the paper's research questions at small scale on the synthetic benchmark.
 
-    python reproduce.py --cpu          # 2-core CPU, about 4 hours, resumable: the run that answers RQ1 with 3 seeds
+    python reproduce.py --cpu --jobs 2 # 2-core CPU, about 3 hours, resumable: the run that answers RQ1 with 3 seeds
     python reproduce.py --gpu          # one GPU, several runs sharing the card: the same table at a larger budget
     python reproduce.py                # everything: + lambda sweep, training on corrupted plans, every test problem
     python reproduce.py --cpu --dry-run        # print every command and the expected time, run nothing
@@ -133,15 +133,16 @@ DECODINGS = {
 MATCHED = {"direct": "direct", "direct-m4": "direct-m4", "direct-m16": "direct-m16", "greedy-plan": "direct", "n1": "direct",
            "n4": "direct-m4", "n16": "direct-m16", "ref-plans": "direct", "corrupted-plans": "direct"}
 # A run's cost before any was timed, for the estimate printed before starting: seconds per training step
-# by arm and per scored problem by decoding, on the 2-core CPU (results/quick/timings.json of 2026-12-06,
-# 200 steps x 16, 30 test problems); timings.json replaces them as runs finish.
-PRIOR_SECONDS = {"train ft": 0.58, "train ft-flops": 0.58, "train codeplan-paper": 1.26, "train codeplan": 1.45,
-                 "train lambda0.25": 1.45, "train lambda0.75": 1.45, "train corrupted": 1.45,
-                 "direct": 0.16, "direct-m4": 0.55, "direct-m16": 1.9, "greedy-plan": 0.24, "n1": 0.26, "n4": 0.9,
-                 "n16": 3.1, "ref-plans": 0.18, "corrupted-plans": 0.18}
-# CodePLAN's training FLOPs per step over fine-tuning's: 2.7 at the quick budget (results/quick/results.json,
-# 2026-12-06); the cost table prints each arm's measured FLOPs beside it
-FLOPS_RATIO = 2.7
+# by arm and per scored problem by decoding, on the 2-core CPU at --jobs 2, one thread per run
+# (results/cpu/timings.json, benchmark v4, 2026-12-06); timings.json replaces them as runs finish.
+PRIOR_SECONDS = {"train ft": 1.23, "train ft-flops": 1.23, "train codeplan-paper": 2.15, "train codeplan": 1.85,
+                 "train lambda0.25": 1.85, "train lambda0.75": 1.85, "train corrupted": 1.85,
+                 "direct": 0.13, "direct-m4": 0.24, "direct-m16": 0.67, "greedy-plan": 0.19, "n1": 0.2, "n4": 0.45,
+                 "n16": 1.23, "ref-plans": 0.13, "corrupted-plans": 0.13}
+# CodePLAN's training FLOPs per step over fine-tuning's on benchmark v4: 2.06 with a plan in 0.9 of the code
+# inputs, 1.95 without (results/cpu, 3 seeds). results/cpu itself ran with 2.7, measured on the older
+# benchmark. The cost table prints each arm's measured FLOPs beside it.
+FLOPS_RATIO = 2.0
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,7 @@ MATCHED_ARMS = ("ft", "ft-flops", "codeplan-paper", "codeplan")
 MATCHED_DECODINGS = {"ft": FT_DECODINGS, "ft-flops": FT_DECODINGS, "codeplan-paper": ("direct", "greedy-plan"),
                      "codeplan": ("direct", "greedy-plan", "n1", "n4", "n16", "ref-plans")}
 MODES = {
-    # 2 CPU cores, one run at a time; about 4.4 h from PRIOR_SECONDS (--dry-run prints the estimate)
+    # 2 CPU cores; 2.7 h of wall time at --jobs 2 for results/cpu (--dry-run prints the estimate)
     "cpu": Mode(MATCHED_ARMS, MATCHED_DECODINGS, steps=400, batch_size=16, problems=210, valid_problems=90,
                   lr_factors=(0.5, 1.0, 2.0), seeds=3, curve_every=200, jobs=1),
     # one GPU shared by several runs (the small preset, train.py's CUDA defaults). 8 at a time ran out of
@@ -185,7 +186,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     d = train.TrainConfig()
     p = cli.Parser(__doc__)
     modes = p.add_mutually_exclusive_group()
-    modes.add_argument("--cpu", action="store_true", help="RQ1-RQ4 on a 2-core CPU in about 4 hours, resumable: 4 arms x 3 seeds, "
+    modes.add_argument("--cpu", action="store_true", help="RQ1-RQ4 on a 2-core CPU in about 3 hours at --jobs 2, resumable: 4 arms x 3 seeds, "
                       "a learning-rate grid chosen on valid, 70 test problems per tier")
     modes.add_argument("--gpu", action="store_true", help="RQ1-RQ4 on one CUDA GPU, 4 runs sharing the card (not yet timed end to end)")
     p.add_argument("--seeds", type=cli.number(int, 1), help="seeds per arm (0 .. SEEDS-1); training and sampling seed alike; default the mode's")
