@@ -1002,7 +1002,8 @@ def write_report(args, root: Path, tasks: list[Task], wall: float) -> str:
     meta, records, summaries = gather(args, root, tasks)
     ledger = read_json(root / "timings.json")
     selection = read_json(root / "selection.json")
-    share = read_json(root / "config.json").get("train_defaults", {}).get("plan_in_code", PLAN_IN_CODE)
+    config = read_json(root / "config.json")   # the runs' settings: their plan share, and their code for --report-only
+    share = config.get("train_defaults", {}).get("plan_in_code", PLAN_IN_CODE)
     tiers = {m["tier"] for m in meta.values()} - {""}
     scored = "every test problem" if not args.problems else f"the first {args.problems} test problems" if not tiers else \
         f"the first {args.problems // len(tiers)} test problems of each tier"
@@ -1034,7 +1035,6 @@ def write_report(args, root: Path, tasks: list[Task], wall: float) -> str:
            f"{', '.join(f'{lr:g}' for lr in selection.get('grid', []))} (selection.md)") if selection.get("scores") else \
         "train.py's for the preset (no grid)"
     code = provenance()
-    config = read_json(root / "config.json")   # the code the runs were made with, for --report-only
     ran = config if args.report_only and {"commit", "dirty"} <= config.keys() else code
     made = [f"Machine: {machine_line()}", f"Code: commit {ran['commit']}" + (" (with uncommitted changes)" if ran["dirty"] else ""),
             f"Wall time: {format_seconds(wall)} this invocation; {format_seconds(sum(e['seconds'] for e in ledger.values()))} "

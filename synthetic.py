@@ -735,7 +735,7 @@ class Chains:
     same three tiers: seen-chain (new instances of train chains), new-chain (chains not in train,
     built only from class pairs adjacent in train) and held-pair (a held-out pair inside; valid and
     test share the held-out pairs, so the tier means the same in both). The new-chain pools are
-    fixed before train is drawn (reserved_for): with few primitives, train would otherwise hold
+    fixed before train is drawn (reserved): with few primitives, train would otherwise hold
     almost every short chain. No chain occurs in both valid and test: the train chains are split in
     two halves for the seen-chain tiers, and the chains of the other tiers by a seeded half."""
 

@@ -1,5 +1,5 @@
 """Summarise results/plan-share/run.sh: valid pass@1 by plan share (--plan-in-code), learning rate and
-decoding, per tier and style, and each share's greedy-plan pass@1 against the default 0.9 at the same
+decoding, per tier, style and difficulty, and each share's greedy-plan pass@1 against the default 0.9 at the same
 learning rate, paired by problem, with a bootstrap 95% interval over problems (one seed).
 
     python results/plan-share/summarize.py OUT > results/plan-share/summary.md   # OUT: run.sh's, or results/plan-share
@@ -20,10 +20,7 @@ DECODINGS = ("direct", "greedy-plan", "ref-plans")
 
 out = Path(sys.argv[1])
 problems = reproduce.scored_problems(data.load_problems("synthetic", "valid"), 300)   # as run.sh wrote valid-300.jsonl
-groups = {"all": {p.id for p in problems}}
-for key, order in (("tier", reproduce.TIERS), ("style", ("steps", "goal"))):
-    for value in order:
-        groups[value] = {p.id for p in problems if getattr(p, key) == value}
+groups = reproduce.groups_of({p.id: {"tier": p.tier, "style": p.style, "difficulty": p.difficulty} for p in problems})
 top = {(run, d): {i: o[2] for i, o in reproduce.read_outcomes(out / run / d / "samples_results.jsonl").items()}
        for run in RUNS for d in DECODINGS if (out / run / d / "samples_results.jsonl").exists()}
 
